@@ -1,0 +1,189 @@
+"""The user-facing allocation API: `allocate` and `allocation_weights` by method name.
+
+Both take ONE problem (scores Float[K]); `jax.vmap` them for a batch, binding the method and any
+string hyperparameters first, e.g.::
+
+    rule = functools.partial(dora_jax.allocate, "dora", rounding="hamilton")
+    counts = jax.jit(jax.vmap(rule, in_axes=(0, None)))(scores_PK, 64)   # Int[P, K]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from dora_jax import _checks, rules
+from dora_jax.apportion import ROUNDINGS, full_mask
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A named allocation rule: its kernel, its continuous weights (if any), its defaults."""
+
+    allocate: Callable[..., Int[Array, "K"]]
+    weights: Callable[..., Float[Array, "K"]] | None
+    defaults: Mapping[str, Any]
+
+
+RULES: Mapping[str, Rule] = {
+    "temperature_sampling": Rule(rules.temperature_sampling, rules.uniform_weights, {}),
+    "beam_search": Rule(rules.beam_search, None, {"beam_width": rules.BEAM_WIDTH}),
+    "dvts": Rule(rules.dvts, None, {"beam_width": rules.BEAM_WIDTH, "groups": None}),
+    "rebase": Rule(
+        rules.rebase,
+        rules.rebase_weights,
+        {"temperature": rules.REBASE_TEMPERATURE, "rounding": "hamilton"},
+    ),
+    "dora": Rule(
+        rules.dora,
+        rules.dora_weights,
+        {
+            "temperature": rules.REBASE_TEMPERATURE,
+            "similarity_temperature": rules.SIMILARITY_TEMPERATURE,
+            "rounding": "hamilton",
+            "prefilter": "none",
+        },
+    ),
+    "optimal": Rule(rules.optimal, None, {"kappa": 1.0, "temperature": None, "directions": None}),
+}
+
+METHODS: tuple[str, ...] = tuple(RULES)
+
+
+def _rule(method: str) -> Rule:
+    if not isinstance(method, str) or method not in RULES:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return RULES[method]
+
+
+def _check_hyperparameters(method: str, hp: Mapping[str, Any], k: int, extra=()) -> None:
+    allowed = set(RULES[method].defaults) | set(extra)
+    for name in hp:
+        if name not in allowed:
+            names = ", ".join(sorted(allowed)) or "none"
+            raise ValueError(f"{method} has no hyperparameter {name!r} (it takes: {names})")
+    for name in ("temperature", "similarity_temperature", "kappa"):
+        if hp.get(name) is not None:
+            _checks.check_positive(name, hp[name])
+    if "beam_width" in hp:
+        m = hp["beam_width"]
+        if not isinstance(m, int) or isinstance(m, bool) or m < 1:
+            raise ValueError(f"beam_width must be an integer >= 1, got {m!r}")
+    if "rounding" in hp:
+        _checks.check_choice("rounding", hp["rounding"], ROUNDINGS)
+    if "prefilter" in hp:
+        _checks.check_choice("prefilter", hp["prefilter"], rules.PREFILTERS)
+    for name in ("groups", "directions"):
+        if hp.get(name) is not None:
+            _checks.check_ids(name, jnp.asarray(hp[name]), k)
+
+
+def _prepare(scores, mask, embeddings):
+    scores = jnp.asarray(scores)
+    if not jnp.issubdtype(scores.dtype, jnp.floating):
+        scores = scores.astype(jnp.result_type(float))
+    _checks.check_scores(scores)
+    k = scores.shape[0]
+    mask = full_mask(k) if mask is None else jnp.asarray(mask)
+    if mask.dtype != jnp.bool_:
+        raise ValueError(f"mask must be boolean, got dtype {mask.dtype}")
+    _checks.check_mask(mask, k)
+    if embeddings is not None:
+        embeddings = jnp.asarray(embeddings)
+        _checks.check_shape("embeddings", embeddings, (k,), 2)
+        e = _checks.concrete(embeddings)
+        if e is not None and not jnp.isfinite(embeddings).all():
+            raise ValueError("embeddings contain NaN or inf")
+    # Under jit a NaN score cannot raise: the candidate is treated as masked (docs/allocation.md).
+    nan = jnp.isnan(scores)
+    return jnp.where(nan, 0, scores), mask & ~nan, embeddings
+
+
+def _ids(hp: dict[str, Any]) -> dict[str, Any]:
+    for name in ("groups", "directions"):
+        if hp.get(name) is not None:
+            hp[name] = jnp.asarray(hp[name]).astype(jnp.int32)
+    return hp
+
+
+def allocate(
+    method: str,
+    scores: Float[Array, "K"],
+    budget: int | Int[Array, ""],
+    *,
+    key: PRNGKeyArray | None = None,
+    embeddings: Float[Array, "K E"] | None = None,
+    mask: Bool[Array, "K"] | None = None,
+    **hyperparameters: Any,
+) -> Int[Array, "K"]:
+    """How many of the N rollouts each of K candidates gets, by a named rule.
+
+    Args:
+      method: one of `METHODS`: "temperature_sampling" (Eq. 1), "beam_search" (Eq. 2),
+        "dvts" (Eq. 3), "rebase" (Eq. 4), "dora" (Eqs. 10–13), "optimal" (Eq. 7).
+      scores: Float[K], the candidates' PRM scores R (for "optimal" without a temperature: the
+        prior means w in [0, 1]).
+      budget: N ≥ 1 (may be traced: no recompilation for a new N).
+      key: optional PRNG key; breaks ties at random instead of by lower index.
+      embeddings: Float[K, E], used by "dora" (cosine similarity); without them DORA treats every
+        candidate as its own direction and equals REBASE. Ignored by the other rules.
+      mask: Bool[K] of valid candidates (default all); masked candidates get 0.
+      **hyperparameters: the rule's, with the paper's defaults: beam_width=4 (beam_search,
+        dvts), groups (dvts), temperature=0.1 (rebase, dora; optimal: None), rounding="hamilton"
+        (rebase, dora; or "round_half_even_then_cycle"), similarity_temperature=0.01 and
+        prefilter="none" (dora; or "rebase_round"), kappa=1.0 and directions (optimal).
+        String-valued ones must be static under jit (bind them with functools.partial).
+
+    Returns:
+      Int[K] (int32): B_i ≥ 0, B_i = 0 where masked, Σ B = N exactly (docs/allocation.md).
+
+    Raises:
+      ValueError: on bad arguments, when called eagerly (see docs/allocation.md for jit).
+    """
+    rule = _rule(method)
+    scores, mask, embeddings = _prepare(scores, mask, embeddings)
+    _check_hyperparameters(method, hyperparameters, scores.shape[0])
+    _checks.check_budget(budget)
+    if method == "optimal" and hyperparameters.get("temperature") is None:
+        _checks.check_probabilities("scores (prior means w for optimal without temperature)", scores)
+    n = jnp.asarray(budget, jnp.int32)
+    return rule.allocate(
+        key, scores, n, mask=mask, embeddings=embeddings, **_ids(dict(hyperparameters))
+    )
+
+
+def allocation_weights(
+    method: str,
+    scores: Float[Array, "K"],
+    *,
+    embeddings: Float[Array, "K E"] | None = None,
+    mask: Bool[Array, "K"] | None = None,
+    **hyperparameters: Any,
+) -> Float[Array, "K"]:
+    """The continuous shares a rule apportions (Σ = 1 over the valid candidates).
+
+    Defined for "temperature_sampling" (uniform), "rebase" (softmax(R/T_b), Eq. 4) and "dora"
+    (Eq. 12). DORA's `prefilter="rebase_round"` depends on N: pass `budget=N` with it.
+    `rounding` is accepted and ignored (it acts after the shares).
+    """
+    rule = _rule(method)
+    if rule.weights is None:
+        raise ValueError(
+            f"{method} has no continuous weights (it allocates integers directly); use allocate"
+        )
+    scores, mask, embeddings = _prepare(scores, mask, embeddings)
+    hp = dict(hyperparameters)
+    _check_hyperparameters(method, hp, scores.shape[0], extra=("budget",) if method == "dora" else ())
+    hp.pop("rounding", None)
+    if method == "dora":
+        if hp.get("prefilter", "none") != "none" and hp.get("budget") is None:
+            raise ValueError("dora's prefilter='rebase_round' depends on N: pass budget=N")
+        if hp.get("budget") is not None:
+            _checks.check_budget(hp["budget"])
+            hp["budget"] = jnp.asarray(hp["budget"], jnp.int32)
+        return rule.weights(scores, mask=mask, embeddings=embeddings, **hp)
+    return rule.weights(scores, mask=mask, **hp)

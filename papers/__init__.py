@@ -1,0 +1,1 @@
+"""papers: see README.md (architecture)."""

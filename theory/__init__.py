@@ -1,0 +1,1 @@
+"""theory: see README.md (architecture)."""
