@@ -10,9 +10,11 @@ string hyperparameters first, e.g.::
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
@@ -24,8 +26,8 @@ from dora_jax.apportion import ROUNDINGS, full_mask
 class Rule:
     """A named allocation rule: its kernel, its continuous weights (if any), its defaults."""
 
-    allocate: Callable[..., Int[Array, "K"]]
-    weights: Callable[..., Float[Array, "K"]] | None
+    allocate: Callable[..., Int[Array, " K"]]
+    weights: Callable[..., Float[Array, " K"]] | None
     defaults: Mapping[str, Any]
 
 
@@ -112,14 +114,14 @@ def _ids(hp: dict[str, Any]) -> dict[str, Any]:
 
 def allocate(
     method: str,
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     budget: int | Int[Array, ""],
     *,
     key: PRNGKeyArray | None = None,
     embeddings: Float[Array, "K E"] | None = None,
-    mask: Bool[Array, "K"] | None = None,
+    mask: Bool[Array, " K"] | None = None,
     **hyperparameters: Any,
-) -> Int[Array, "K"]:
+) -> Int[Array, " K"]:
     """How many of the N rollouts each of K candidates gets, by a named rule.
 
     Args:
@@ -149,21 +151,37 @@ def allocate(
     _check_hyperparameters(method, hyperparameters, scores.shape[0])
     _checks.check_budget(budget)
     if method == "optimal" and hyperparameters.get("temperature") is None:
-        _checks.check_probabilities("scores (prior means w for optimal without temperature)", scores)
+        _checks.check_probabilities(
+            "scores (prior means w for optimal without temperature)", scores
+        )
+    del rule
+    hp = _ids(dict(hyperparameters))
+    static = tuple(sorted((k, v) for k, v in hp.items() if _is_static(v)))
+    dynamic = {k: v for k, v in hp.items() if not _is_static(v)}
     n = jnp.asarray(budget, jnp.int32)
-    return rule.allocate(
-        key, scores, n, mask=mask, embeddings=embeddings, **_ids(dict(hyperparameters))
+    return _allocate_compiled(method, static, key, scores, n, mask, embeddings, dynamic)
+
+
+def _is_static(value: Any) -> bool:
+    return value is None or isinstance(value, str | bool | int)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _allocate_compiled(method, static, key, scores, budget, mask, embeddings, dynamic):
+    """One compiled kernel per (method, static hyperparameters, shapes); inlined under jit."""
+    return RULES[method].allocate(
+        key, scores, budget, mask=mask, embeddings=embeddings, **dict(static), **dynamic
     )
 
 
 def allocation_weights(
     method: str,
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     *,
     embeddings: Float[Array, "K E"] | None = None,
-    mask: Bool[Array, "K"] | None = None,
+    mask: Bool[Array, " K"] | None = None,
     **hyperparameters: Any,
-) -> Float[Array, "K"]:
+) -> Float[Array, " K"]:
     """The continuous shares a rule apportions (Σ = 1 over the valid candidates).
 
     Defined for "temperature_sampling" (uniform), "rebase" (softmax(R/T_b), Eq. 4) and "dora"
@@ -177,7 +195,9 @@ def allocation_weights(
         )
     scores, mask, embeddings = _prepare(scores, mask, embeddings)
     hp = dict(hyperparameters)
-    _check_hyperparameters(method, hp, scores.shape[0], extra=("budget",) if method == "dora" else ())
+    _check_hyperparameters(
+        method, hp, scores.shape[0], extra=("budget",) if method == "dora" else ()
+    )
     hp.pop("rounding", None)
     if method == "dora":
         if hp.get("prefilter", "none") != "none" and hp.get("budget") is None:
@@ -185,5 +205,12 @@ def allocation_weights(
         if hp.get("budget") is not None:
             _checks.check_budget(hp["budget"])
             hp["budget"] = jnp.asarray(hp["budget"], jnp.int32)
-        return rule.weights(scores, mask=mask, embeddings=embeddings, **hp)
-    return rule.weights(scores, mask=mask, **hp)
+        hp["embeddings"] = embeddings
+    static = tuple(sorted((k, v) for k, v in hp.items() if _is_static(v)))
+    dynamic = {k: v for k, v in hp.items() if not _is_static(v)}
+    return _weights_compiled(method, static, scores, mask, dynamic)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _weights_compiled(method, static, scores, mask, dynamic):
+    return RULES[method].weights(scores, mask=mask, **dict(static), **dynamic)

@@ -8,6 +8,8 @@ code's behaviour is a named variant for parity checks. Spec: docs/allocation.md.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
@@ -17,11 +19,11 @@ from dora_jax import _checks
 ROUNDINGS = ("hamilton", "round_half_even_then_cycle")
 
 
-def full_mask(k: int) -> Bool[Array, "K"]:
+def full_mask(k: int) -> Bool[Array, " K"]:
     return jnp.ones((k,), dtype=bool)
 
 
-def normalize(weights: Float[Array, "K"], mask: Bool[Array, "K"]) -> Float[Array, "K"]:
+def normalize(weights: Float[Array, " K"], mask: Bool[Array, " K"]) -> Float[Array, " K"]:
     """Shares over the valid candidates; all-zero (or non-finite) weights become uniform."""
     w = jnp.where(mask & jnp.isfinite(weights), jnp.maximum(weights, 0), 0)
     total = jnp.sum(w)
@@ -29,7 +31,7 @@ def normalize(weights: Float[Array, "K"], mask: Bool[Array, "K"]) -> Float[Array
     return jnp.where(total > 0, w / jnp.where(total > 0, total, 1), uniform)
 
 
-def _tie_rank(key: PRNGKeyArray | None, k: int) -> Int[Array, "K"]:
+def _tie_rank(key: PRNGKeyArray | None, k: int) -> Int[Array, " K"]:
     """Secondary sort key among equal primaries: the index, or a random permutation of it."""
     if key is None:
         return jnp.arange(k, dtype=jnp.int32)
@@ -37,8 +39,8 @@ def _tie_rank(key: PRNGKeyArray | None, k: int) -> Int[Array, "K"]:
 
 
 def rank_descending(
-    values: Float[Array, "K"], mask: Bool[Array, "K"], key: PRNGKeyArray | None = None
-) -> Int[Array, "K"]:
+    values: Float[Array, " K"], mask: Bool[Array, " K"], key: PRNGKeyArray | None = None
+) -> Int[Array, " K"]:
     """Rank of each candidate (0 = largest value) among the valid ones; masked rank last.
 
     Equal values rank by lower index, or in a random order drawn from `key`.
@@ -50,11 +52,11 @@ def rank_descending(
 
 
 def hamilton(
-    shares: Float[Array, "K"],
+    shares: Float[Array, " K"],
     budget: Int[Array, ""],
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     key: PRNGKeyArray | None = None,
-) -> Int[Array, "K"]:
+) -> Int[Array, " K"]:
     """Largest-remainder apportionment of `budget` by normalized `shares` over `mask`."""
     n = jnp.asarray(budget, jnp.int32)
     quota = n.astype(shares.dtype) * shares
@@ -67,11 +69,11 @@ def hamilton(
 
 
 def round_half_even_then_cycle(
-    shares: Float[Array, "K"],
+    shares: Float[Array, " K"],
     budget: Int[Array, ""],
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     key: PRNGKeyArray | None = None,
-) -> Int[Array, "K"]:
+) -> Int[Array, " K"]:
     """The official code's repair: round half to even, then cycle the expanded list to length N.
 
     Candidate i repeated a_i = round(N·w_i) times (index order) is cycled and truncated to N, so
@@ -88,13 +90,13 @@ def round_half_even_then_cycle(
 
 
 def apportion_shares(
-    shares: Float[Array, "K"],
+    shares: Float[Array, " K"],
     budget: Int[Array, ""],
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     *,
     rounding: str = "hamilton",
     key: PRNGKeyArray | None = None,
-) -> Int[Array, "K"]:
+) -> Int[Array, " K"]:
     """Dispatches on the (static) rounding name; `shares` are already normalized."""
     if rounding == "hamilton":
         return hamilton(shares, budget, mask, key)
@@ -105,13 +107,13 @@ def apportion_shares(
 
 
 def apportion(
-    weights: Float[Array, "K"],
+    weights: Float[Array, " K"],
     budget: int | Int[Array, ""],
     *,
-    mask: Bool[Array, "K"] | None = None,
+    mask: Bool[Array, " K"] | None = None,
     rounding: str = "hamilton",
     key: PRNGKeyArray | None = None,
-) -> Int[Array, "K"]:
+) -> Int[Array, " K"]:
     """Integer counts proportional to non-negative `weights`, summing to exactly `budget`.
 
     Args:
@@ -143,4 +145,9 @@ def apportion(
             raise ValueError("weights must be finite and non-negative")
         if m is not None and not (w[m] > 0).any():
             raise ValueError("weights of the valid candidates are all zero")
+    return _apportion_compiled(weights, jnp.asarray(budget, jnp.int32), mask, rounding, key)
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _apportion_compiled(weights, budget, mask, rounding, key):
     return apportion_shares(normalize(weights, mask), budget, mask, rounding=rounding, key=key)

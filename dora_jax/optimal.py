@@ -44,11 +44,11 @@ def _bits_dtype(dtype):
 def _gain_counts(
     lam: Float[Array, ""],
     below_zero: Bool[Array, ""],
-    w: Float[Array, "K"],
+    w: Float[Array, " K"],
     kappa: Float[Array, ""],
     budget: Int[Array, ""],
-    valid: Bool[Array, "K"],
-) -> Int[Array, "K"]:
+    valid: Bool[Array, " K"],
+) -> Int[Array, " K"]:
     """c_i(λ) = #{r ≥ 0 : g_i(r) > λ}, capped at N; every valid candidate gets N when λ < 0."""
     em = jnp.expm1(lam)
     x = jnp.where(w > 0, kappa * w / em - kappa * (1 - w), -1)
@@ -59,11 +59,11 @@ def _gain_counts(
 
 
 def _greedy(
-    w: Float[Array, "K"],
+    w: Float[Array, " K"],
     budget: Int[Array, ""],
     kappa: Float[Array, ""],
-    valid: Bool[Array, "K"],
-) -> Int[Array, "K"]:
+    valid: Bool[Array, " K"],
+) -> Int[Array, " K"]:
     """The N largest gains (see module docstring); Σ = N when any candidate is valid."""
     bits = _bits_dtype(w.dtype)
     n = jnp.asarray(budget, jnp.int32)
@@ -102,7 +102,7 @@ def _greedy(
     return c_hi + jnp.clip(rest - before, 0, tied)
 
 
-def _direction_members(directions: Int[Array, "K"], valid: Bool[Array, "K"]):
+def _direction_members(directions: Int[Array, " K"], valid: Bool[Array, " K"]):
     """Member count of each candidate's direction and its rank among the direction's members."""
     k = directions.shape[0]
     same = (directions[:, None] == directions[None, :]) & valid[None, :]
@@ -120,12 +120,12 @@ def _direction_means(w, directions, valid):
 
 
 def optimal_counts(
-    w: Float[Array, "K"],
+    w: Float[Array, " K"],
     budget: Int[Array, ""],
     kappa: Float[Array, ""],
-    valid: Bool[Array, "K"],
-    directions: Int[Array, "K"] | None = None,
-) -> Int[Array, "K"]:
+    valid: Bool[Array, " K"],
+    directions: Int[Array, " K"] | None = None,
+) -> Int[Array, " K"]:
     """Unchecked kernel of `optimal_allocation` (one problem; vmap at the edge)."""
     kappa = jnp.asarray(kappa, w.dtype)
     valid = valid & ~jnp.isnan(w)
@@ -140,16 +140,12 @@ def optimal_counts(
     return jnp.where(valid, spread, 0)
 
 
-def _log_rising_ratio(a: Float[Array, "K"], n: Float[Array, "K"]) -> Float[Array, "K"]:
+def _log_rising_ratio(a: Float[Array, " K"], n: Float[Array, " K"]) -> Float[Array, " K"]:
     """log Γ(a + n) − log Γ(a) for a ≥ 0, n ≥ 0 (0 when n = 0, −inf when a = 0 < n)."""
     big = a >= _STIRLING_FROM
     sa = jnp.where(big, a, _STIRLING_FROM)
     sb = sa + n
-    series = (
-        (1 / sb - 1 / sa) / 12
-        - (1 / sb**3 - 1 / sa**3) / 360
-        + (1 / sb**5 - 1 / sa**5) / 1260
-    )
+    series = (1 / sb - 1 / sa) / 12 - (1 / sb**3 - 1 / sa**3) / 360 + (1 / sb**5 - 1 / sa**5) / 1260
     stirling = (sa - 0.5) * jnp.log1p(n / sa) + n * jnp.log(sb) - n + series
     direct = jax.scipy.special.gammaln(a + n) - jax.scipy.special.gammaln(a)
     out = jnp.where(big, stirling, direct)
@@ -157,8 +153,8 @@ def _log_rising_ratio(a: Float[Array, "K"], n: Float[Array, "K"]) -> Float[Array
 
 
 def log_failure_terms(
-    w: Float[Array, "K"], counts: Int[Array, "K"], kappa: Float[Array, ""]
-) -> Float[Array, "K"]:
+    w: Float[Array, " K"], counts: Int[Array, " K"], kappa: Float[Array, ""]
+) -> Float[Array, " K"]:
     """log E(1 − p_i)^{B_i} per candidate, p_i ~ Beta(κ w_i, κ(1 − w_i))."""
     n = counts.astype(w.dtype)
     kappa = jnp.asarray(kappa, w.dtype)
@@ -173,6 +169,11 @@ def log_expected_failure_kernel(w, counts, kappa, valid, directions=None):
         w, _ = _direction_means(w, directions, valid)
         counts = jax.ops.segment_sum(counts, directions, num_segments=k)
     return jnp.sum(log_failure_terms(w, counts, kappa))
+
+
+# Compiled once per shape; inlined when the caller is itself under jit.
+_optimal_compiled = jax.jit(optimal_counts)
+_log_expected_failure_compiled = jax.jit(log_expected_failure_kernel)
 
 
 def _prepare(w, budget, kappa, directions, mask, *, need_budget=True):
@@ -196,13 +197,13 @@ def _prepare(w, budget, kappa, directions, mask, *, need_budget=True):
 
 
 def optimal_allocation(
-    w: Float[Array, "K"],
+    w: Float[Array, " K"],
     budget: int | Int[Array, ""],
     *,
     kappa: float | Float[Array, ""],
-    directions: Int[Array, "K"] | None = None,
-    mask: Bool[Array, "K"] | None = None,
-) -> Int[Array, "K"]:
+    directions: Int[Array, " K"] | None = None,
+    mask: Bool[Array, " K"] | None = None,
+) -> Int[Array, " K"]:
     """The allocation minimizing the expected joint failure under the Beta model (Eq. 7).
 
     Exact for integers (greedy on separable, diminishing gains), vectorized: the cost is
@@ -220,16 +221,16 @@ def optimal_allocation(
       Int[K] (int32) with Σ = N. Ties between equal gains go to the lower index.
     """
     w, mask, directions = _prepare(w, budget, kappa, directions, mask)
-    return optimal_counts(w, jnp.asarray(budget, jnp.int32), kappa, mask, directions)
+    return _optimal_compiled(w, jnp.asarray(budget, jnp.int32), kappa, mask, directions)
 
 
 def log_expected_failure(
-    w: Float[Array, "K"],
-    allocation: Int[Array, "K"],
+    w: Float[Array, " K"],
+    allocation: Int[Array, " K"],
     *,
     kappa: float | Float[Array, ""],
-    directions: Int[Array, "K"] | None = None,
-    mask: Bool[Array, "K"] | None = None,
+    directions: Int[Array, " K"] | None = None,
+    mask: Bool[Array, " K"] | None = None,
 ) -> Float[Array, ""]:
     """log E Π (1 − p_i)^{B_i} exactly (log-gamma differences; see `expected_failure`)."""
     w, mask, directions = _prepare(w, None, kappa, directions, mask, need_budget=False)
@@ -238,16 +239,16 @@ def log_expected_failure(
     a = _checks.concrete(allocation)
     if a is not None and (a < 0).any():
         raise ValueError("allocation must be non-negative")
-    return log_expected_failure_kernel(w, allocation, kappa, mask, directions)
+    return _log_expected_failure_compiled(w, allocation, kappa, mask, directions)
 
 
 def expected_failure(
-    w: Float[Array, "K"],
-    allocation: Int[Array, "K"],
+    w: Float[Array, " K"],
+    allocation: Int[Array, " K"],
     *,
     kappa: float | Float[Array, ""],
-    directions: Int[Array, "K"] | None = None,
-    mask: Bool[Array, "K"] | None = None,
+    directions: Int[Array, " K"] | None = None,
+    mask: Bool[Array, " K"] | None = None,
 ) -> Float[Array, ""]:
     """E Π_i (1 − p_i)^{B_i} for p_i ~ Beta(κ w_i, κ(1 − w_i)) (Eqs. 5–7), exactly.
 

@@ -23,11 +23,11 @@ SIMILARITY_TEMPERATURE = 0.01
 PREFILTERS = ("none", "rebase_round")
 
 
-def _masked_softmax(logits: Float[Array, "K"], mask: Bool[Array, "K"]) -> Float[Array, "K"]:
+def _masked_softmax(logits: Float[Array, " K"], mask: Bool[Array, " K"]) -> Float[Array, " K"]:
     return normalize(jax.nn.softmax(jnp.where(mask, logits, -jnp.inf)), mask)
 
 
-def _evenly(budget, slots: Int[Array, "K"], chosen: Bool[Array, "K"]) -> Int[Array, "K"]:
+def _evenly(budget, slots: Int[Array, " K"], chosen: Bool[Array, " K"]) -> Int[Array, " K"]:
     """N spread evenly over the chosen candidates; slot s < N mod n gets one extra."""
     n = jnp.asarray(budget, jnp.int32)
     count = jnp.maximum(jnp.sum(chosen), 1).astype(jnp.int32)
@@ -38,18 +38,18 @@ def _evenly(budget, slots: Int[Array, "K"], chosen: Bool[Array, "K"]) -> Int[Arr
 # --- temperature sampling (Eq. 1) ---------------------------------------------------------
 
 
-def uniform_weights(scores: Float[Array, "K"], *, mask: Bool[Array, "K"]) -> Float[Array, "K"]:
+def uniform_weights(scores: Float[Array, " K"], *, mask: Bool[Array, " K"]) -> Float[Array, " K"]:
     return normalize(jnp.ones_like(scores), mask)
 
 
 def temperature_sampling(
     key: PRNGKeyArray | None,
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     budget: Int[Array, ""],
     *,
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     embeddings: Float[Array, "K E"] | None = None,
-) -> Int[Array, "K"]:
+) -> Int[Array, " K"]:
     """Eq. 1 generalized: N spread uniformly (⌊N/K_v⌋ each, extras to the lowest indices)."""
     del embeddings
     return apportion_shares(uniform_weights(scores, mask=mask), budget, mask, key=key)
@@ -60,13 +60,13 @@ def temperature_sampling(
 
 def beam_search(
     key: PRNGKeyArray | None,
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     budget: Int[Array, ""],
     *,
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     embeddings: Float[Array, "K E"] | None = None,
     beam_width: int = BEAM_WIDTH,
-) -> Int[Array, "K"]:
+) -> Int[Array, " K"]:
     """Eq. 2: the top n_b = min(max(⌊N/M⌋, 1), K_v) by score share N evenly (M each if M | N)."""
     del embeddings
     rank = rank_descending(scores, mask, key)
@@ -80,14 +80,14 @@ def beam_search(
 
 def dvts(
     key: PRNGKeyArray | None,
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     budget: Int[Array, ""],
     *,
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     embeddings: Float[Array, "K E"] | None = None,
     beam_width: int = BEAM_WIDTH,
-    groups: Int[Array, "K"] | None = None,
-) -> Int[Array, "K"]:
+    groups: Int[Array, " K"] | None = None,
+) -> Int[Array, " K"]:
     """Eq. 3: the best member of each non-empty group shares N evenly with the other groups'.
 
     Groups are subtree ids in [0, K) (default i // M: consecutive blocks of M candidates);
@@ -109,25 +109,25 @@ def dvts(
 
 
 def rebase_weights(
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     *,
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     temperature: float | Float[Array, ""] = REBASE_TEMPERATURE,
-) -> Float[Array, "K"]:
+) -> Float[Array, " K"]:
     """w = softmax(R / T_b) over the valid candidates (Eq. 4)."""
     return _masked_softmax(scores / temperature, mask)
 
 
 def rebase(
     key: PRNGKeyArray | None,
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     budget: Int[Array, ""],
     *,
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     embeddings: Float[Array, "K E"] | None = None,
     temperature: float | Float[Array, ""] = REBASE_TEMPERATURE,
     rounding: str = "hamilton",
-) -> Int[Array, "K"]:
+) -> Int[Array, " K"]:
     """Eq. 4: B = apportion(N · softmax(R / T_b))."""
     del embeddings
     shares = rebase_weights(scores, mask=mask, temperature=temperature)
@@ -147,9 +147,9 @@ def cosine_similarity(embeddings: Float[Array, "K E"]) -> Float[Array, "K K"]:
 
 def log_uniqueness(
     embeddings: Float[Array, "K E"] | None,
-    keep: Bool[Array, "K"],
+    keep: Bool[Array, " K"],
     similarity_temperature: float | Float[Array, ""],
-) -> Float[Array, "K"]:
+) -> Float[Array, " K"]:
     """log γ_i = log diag(rowsoftmax(S / T_s))_i over the kept set (Eq. 11), stably.
 
     Since S_ii = 1, γ_i = 1 / Σ_{j kept} exp((S_ij − 1) / T_s): every exponent is ≤ 0, so there is
@@ -163,13 +163,13 @@ def log_uniqueness(
 
 
 def dora_keep(
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     budget: Int[Array, ""] | None,
     *,
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     temperature: float | Float[Array, ""],
     prefilter: str,
-) -> Bool[Array, "K"]:
+) -> Bool[Array, " K"]:
     """The candidates DORA reweights: all valid ones, or the official code's REBASE survivors."""
     if prefilter == "none":
         return mask
@@ -186,15 +186,15 @@ def _dora_shares(scores, budget, mask, embeddings, temperature, similarity_tempe
 
 
 def dora_weights(
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     *,
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     embeddings: Float[Array, "K E"] | None = None,
     budget: Int[Array, ""] | None = None,
     temperature: float | Float[Array, ""] = REBASE_TEMPERATURE,
     similarity_temperature: float | Float[Array, ""] = SIMILARITY_TEMPERATURE,
     prefilter: str = "none",
-) -> Float[Array, "K"]:
+) -> Float[Array, " K"]:
     """w'_i ∝ softmax(R / T_b)_i · γ_i over the kept set (Eq. 12), as a softmax of R/T_b + log γ.
 
     The `rebase_round` pre-filter depends on N, so it needs `budget`.
@@ -207,16 +207,16 @@ def dora_weights(
 
 def dora(
     key: PRNGKeyArray | None,
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     budget: Int[Array, ""],
     *,
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     embeddings: Float[Array, "K E"] | None = None,
     temperature: float | Float[Array, ""] = REBASE_TEMPERATURE,
     similarity_temperature: float | Float[Array, ""] = SIMILARITY_TEMPERATURE,
     rounding: str = "hamilton",
     prefilter: str = "none",
-) -> Int[Array, "K"]:
+) -> Int[Array, " K"]:
     """Eqs. 10–13: REBASE shares reweighted by semantic uniqueness γ, then apportioned."""
     shares, keep = _dora_shares(
         scores, budget, mask, embeddings, temperature, similarity_temperature, prefilter
@@ -229,16 +229,20 @@ def dora(
 
 def optimal(
     key: PRNGKeyArray | None,
-    scores: Float[Array, "K"],
+    scores: Float[Array, " K"],
     budget: Int[Array, ""],
     *,
-    mask: Bool[Array, "K"],
+    mask: Bool[Array, " K"],
     embeddings: Float[Array, "K E"] | None = None,
     kappa: float | Float[Array, ""] = 1.0,
     temperature: float | Float[Array, ""] | None = None,
-    directions: Int[Array, "K"] | None = None,
-) -> Int[Array, "K"]:
+    directions: Int[Array, " K"] | None = None,
+) -> Int[Array, " K"]:
     """Eq. 7 under p_i ~ Beta(κ w_i, κ(1 − w_i)); w = scores, or softmax(R/T) if T is given."""
     del key, embeddings
-    w = scores if temperature is None else rebase_weights(scores, mask=mask, temperature=temperature)
+    w = (
+        scores
+        if temperature is None
+        else rebase_weights(scores, mask=mask, temperature=temperature)
+    )
     return optimal_counts(w, budget, kappa, mask, directions)

@@ -1,0 +1,3 @@
+from dora_cli.main import run
+
+run()
