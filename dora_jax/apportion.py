@@ -31,10 +31,8 @@ def normalize(weights: Float[Array, " K"], mask: Bool[Array, " K"]) -> Float[Arr
     return jnp.where(total > 0, w / jnp.where(total > 0, total, 1), uniform)
 
 
-def _tie_rank(key: PRNGKeyArray | None, k: int) -> Int[Array, " K"]:
-    """Secondary sort key among equal primaries: the index, or a random permutation of it."""
-    if key is None:
-        return jnp.arange(k, dtype=jnp.int32)
+def _tie_rank(key: PRNGKeyArray, k: int) -> Int[Array, " K"]:
+    """Secondary sort key among equal primaries: a random permutation of the indices."""
     return jax.random.permutation(key, k).astype(jnp.int32)
 
 
@@ -47,7 +45,10 @@ def rank_descending(
     """
     k = values.shape[0]
     primary = jnp.where(mask, -values, jnp.inf)
-    order = jnp.lexsort((_tie_rank(key, k), primary))
+    if key is None:  # a stable sort keeps equal values in index order
+        order = jnp.argsort(primary, stable=True)
+    else:
+        order = jnp.lexsort((_tie_rank(key, k), primary))
     return jnp.zeros((k,), jnp.int32).at[order].set(jnp.arange(k, dtype=jnp.int32))
 
 

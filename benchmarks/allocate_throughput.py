@@ -1,0 +1,92 @@
+"""Benchmark: one jitted, vmapped `allocate` over P problems × K candidates, per method.
+
+Prints, for each rule, the compile time and the best-of-R wall time of one batched call (and
+checks that every row sums to N). Performance claims live here, not in timed tests.
+
+    python benchmarks/allocate_throughput.py                       # 10,000 × 64, N = 64
+    python benchmarks/allocate_throughput.py --problems 100 --repeats 1   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import dora_jax
+
+RULES = {
+    "temperature_sampling": {},
+    "beam_search": {},
+    "dvts": {},
+    "rebase": {},
+    "dora": {},
+    "dora(reference)": {"prefilter": "rebase_round", "rounding": "round_half_even_then_cycle"},
+    "optimal": {"kappa": 1.0},
+}
+
+
+def _inputs(key, problems: int, k: int, e: int):
+    k_score, k_center, k_member, k_noise = jax.random.split(key, 4)
+    scores = jax.random.uniform(k_score, (problems, k))
+    centers = jax.random.normal(k_center, (problems, 8, e))
+    members = jax.random.randint(k_member, (problems, k), 0, 8)
+    emb = jnp.take_along_axis(centers, members[..., None], axis=1)
+    emb = emb + 0.05 * jax.random.normal(k_noise, emb.shape)
+    return scores, emb
+
+
+def _timed(fn, *args, repeats: int):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - start
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - start)
+    return first - best, best
+
+
+def main(args: argparse.Namespace) -> list[dict]:
+    scores, emb = _inputs(jax.random.key(args.seed), args.problems, args.k, args.embedding_dim)
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}: P = {args.problems} problems, "
+        f"K = {args.k}, N = {args.budget}, E = {args.embedding_dim}, best of {args.repeats}"
+    )
+    print(f"{'rule':<22}{'compile s':>10}{'call ms':>10}{'µs/problem':>12}{'problems/s':>14}")
+    rows = []
+    for name, hp in RULES.items():
+        method = name.split("(")[0]
+        rule = functools.partial(dora_jax.allocate, method, **hp)
+        batched = jax.jit(jax.vmap(lambda s, e, rule=rule: rule(s, args.budget, embeddings=e)))
+        compile_s, call_s = _timed(batched, scores, emb, repeats=args.repeats)
+        counts = np.asarray(batched(scores, emb))
+        assert (counts.sum(axis=1) == args.budget).all(), name
+        per = call_s / args.problems
+        print(f"{name:<22}{compile_s:>10.2f}{call_s * 1e3:>10.1f}{per * 1e6:>12.2f}{1 / per:>14,.0f}")
+        rows.append({"rule": name, "compile_s": compile_s, "call_s": call_s})
+    return rows
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", type=int, default=10_000)
+    parser.add_argument("--k", type=int, default=64)
+    parser.add_argument("--budget", type=int, default=64)
+    parser.add_argument("--embedding-dim", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for name in ("problems", "k", "budget", "embedding_dim", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+if __name__ == "__main__":
+    main(parse())
