@@ -68,7 +68,9 @@ def main(args: argparse.Namespace) -> list[dict]:
         counts = np.asarray(batched(scores, emb))
         assert (counts.sum(axis=1) == args.budget).all(), name
         per = call_s / args.problems
-        print(f"{name:<22}{compile_s:>10.2f}{call_s * 1e3:>10.1f}{per * 1e6:>12.2f}{1 / per:>14,.0f}")
+        print(
+            f"{name:<22}{compile_s:>10.2f}{call_s * 1e3:>10.1f}{per * 1e6:>12.2f}{1 / per:>14,.0f}"
+        )
         rows.append({"rule": name, "compile_s": compile_s, "call_s": call_s})
     return rows
 
