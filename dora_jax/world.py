@@ -1,0 +1,836 @@
+"""A synthetic reasoning-tree world with known ground truth, in pure JAX.
+
+A problem is a latent tree of reasoning *directions* (nodes). Every quantity attached to a node is a
+deterministic function of the node's identity, so the tree is never stored: it is re-derived by
+whoever sits on a node. The search engine holds N *slots* (active partial solutions of one problem;
+it vmaps over problems P); every slot sits on a node, and ``expand`` moves every slot one step down.
+
+Node identity
+-------------
+A node id is two uint32 words (the shape of a threefry key's data). The root's id is a hash of
+the problem key, and child j of node v has id(v, j) = H(id(v), j), a 64-bit keyed hash (see
+"randomness" in the code; a hash rather than jax.random.fold_in because each threefry call site
+costs ~1 s of XLA compile on CPU, and the engine compiles the world once per (rule, N)). All
+node-level draws (p, score, leaf, correctness, label, vector, and the GEM sticks over its children)
+read uniforms from a keyed counter hash of id(v), so all copies (slots) on one node see the same
+node. The only per-copy randomness is which child a copy picks, the length of its step, its
+embedding's paraphrase noise, optional per-candidate PRM noise, and the completion it writes in a
+forced final round. Copies on one node are paraphrases of one partial solution: same direction,
+same ground truth, same final answer.
+
+Difficulty
+----------
+    p(root) ~ Beta(difficulty_a, difficulty_b).
+
+Success probability: a martingale down the tree, and the PRM (paper Eq. 6)
+--------------------------------------------------------------------------
+p(v) is the success probability of a rollout continued from v. A child c of v draws, from its own
+id, in two stages (c = ``branch_concentration``, κ = ``kappa``):
+
+    w'(c)        ~ Beta(c·p(v), c·(1 − p(v)))            (stage 1)
+    p(c) | w'(c) ~ Beta(κ·w'(c), κ·(1 − w'(c)))          (stage 2; p(c) = w'(c) when κ = ∞)
+
+so E[p(c) | p(v)] = E[w'(c) | p(v)] = p(v): p is a martingale along every path. The finishing time
+and the token counts are independent of p, so by optional stopping a rollout from v ends correct
+with probability exactly p(v)·P(not truncated). One step resolves the fraction
+
+    f = 1/(c + 1) + c/((c + 1)(κ + 1)):    Var[p(c) | p(v)] = f·p(v)·(1 − p(v)).
+
+The PRM score of node c (the same for all copies on c: Theorem 1's premise) is, by ``prm_mode``:
+
+    "beta"        w(c) = w'(c). Then p(c) | w(c) ~ Beta(κw, κ(1 − w)) holds EXACTLY (Eq. 6), and
+                  given the scores, the p's of distinct nodes are independent of each other and of
+                  everything the search saw before: E[p | w] = w, Var[p | w] = w(1 − w)/(κ + 1).
+    "logit_noise" w(c) = sigmoid(logit p(c) + σ·ε), ε ~ N(0, 1) from id(c), σ =
+                  ``logit_noise_sigma``. Same p-dynamics (w' stays hidden), a different
+                  observation: Eq. 6 is false — the mode that breaks the paper's model.
+
+``candidate_score_noise`` σ_c > 0 adds per-candidate noise at each ``score`` call,
+sigmoid(logit w + σ_c·ε_i), which also breaks "one score per direction". Probabilities and scores
+are clipped to [1e-6, 1 − 1e-6] (a bias of at most 1e-6).
+
+Redundancy: a Dirichlet process over a node's children
+------------------------------------------------------
+Node v carries truncated stick-breaking GEM(α) weights over its first M = ``max_children``
+children, a function of id(v) (all copies of v share them):
+
+    β_k ~ Beta(1, α),   π_k = β_k·Π_{j<k}(1 − β_j),   cumulative C_k = 1 − exp(−Σ_{j≤k} E_j/α)
+
+with E_j ~ Exp(1) (since 1 − β_j = exp(−E_j/α)). Each copy draws u ~ U(0, 1) from its own key
+and takes child k if C_{k−1} ≤ u < C_k. The leftover mass Π_{k<M}(1 − β_k) ≈ (α/(1 + α))^M
+(1e-8 at the defaults) opens a new child, index M + slot index, unique to that copy. Given the
+weights the copies are i.i.d., hence exchangeable; marginally the partition of n copies is a
+Chinese restaurant process with concentration α (up to the leftover mass being split into
+singletons), so E[#distinct children] = Σ_{i<n} α/(α + i). α = ∞ gives C ≡ 0: every copy opens its
+own child (no redundancy); small α puts many copies on one child, with very unequal sizes (the k_j
+of Prop. 2). All copies of a node expand in the same round (every active slot of round t sits at
+depth t), so the sharing is complete.
+
+Depth and tokens
+----------------
+A node c at depth d (root: d = 0) is a leaf (its step ends with EOS) with probability
+
+    h(d) = finish_hazard if d ≥ min_steps else 0          (drawn from id(c)),
+
+so, before truncation and the engine's T_max, a solution has D steps with
+P(D = d) = h·(1 − h)^(d − min_steps) for d ≥ min_steps, E[D] = min_steps + (1 − h)/h (8.7 at the
+defaults). Each copy's step has
+
+    tokens = clip(ceil(Gamma(k)·mean/k), 1, max_step_tokens),   k = step_tokens_shape,
+
+(mean = ``step_tokens_mean``; ≈ 560 policy tokens per rollout at the defaults, cf. DESIGN §4),
+with Gamma(k) ≈ k·(1 − 1/(9k) + z/sqrt(9k))³, z ~ N(0, 1) (Wilson–Hilferty: ample for token
+counts, no rejection loop). A path whose total reaches ``max_solution_tokens`` (2048) without EOS,
+or would exceed it with EOS, is *truncated*: the step is cut to land exactly on the cap, and the
+path finishes with no answer (answer −1, incorrect).
+
+Final answers
+-------------
+The correct answer is 0; wrong answers are 1..A (A = ``num_wrong_answers``). Node labels:
+
+    label(root) ~ U{1..A};   label(c) = label(v) w.p. label_keep, else ~ U{1..A}   (from id(c)),
+
+so wrong solutions of one direction agree, as majority voting needs. A solution ending at leaf c is
+correct iff U(c) < p(c), U(c) from id(c), and its answer is 0 if correct else label(c): copies on
+one node give the same answer.
+
+Forced final round (``final=True``: the reference code's "generate to EOS")
+--------------------------------------------------------------------------
+A copy that reaches a non-leaf c writes its own completion, drawn per copy and exact in law for the
+tree below c: R more steps, R = max(0, min_steps − d − 1) + G with G ~ Geometric(h) on {1, 2, …};
+correct ~ Bernoulli(p(c)) (optional stopping); if wrong, label(c) w.p. label_keep^R, else
+~ U{1..A}; tokens ≈ ceil(Gamma(R·k)·mean/k) (sum of R steps, the 256 cap not applied per step: at
+the defaults it bites with probability ≈ 3e-3 per step); truncation at the cap as above. The slot
+stays on c.
+
+Embeddings
+----------
+Node vectors are unit vectors in R^E (E = ``embed_dim``): u(root) = normalize(z), and
+
+    u(c) = ρ·u(v) + sqrt(1 − ρ²)·normalize(z − (z·u(v))·u(v)),   z ~ N(0, I_E) from id(c),
+
+so cos(u(v), u(c)) = ρ = ``parent_child_cosine`` exactly and cosine decays with tree distance
+(ancestor k levels up: ρ^k; siblings: ρ² on average). A candidate's embedding adds paraphrase
+noise orthogonal to its node vector, drawn per slot at each ``embed`` call:
+
+    e_i = (u + s·n_i)/sqrt(1 + s²),   n_i ⊥ u a uniform unit vector,   s² = 1/c_w − 1,
+
+(c_w = ``within_cosine``), so E[e_i·e_j] = c_w for two candidates on one node and c_w·(u_a·u_b) for
+candidates on nodes a, b; the within cosine has standard deviation ≈ (1 − c_w)/sqrt(E − 1). Under
+DORA's T_s = 0.01 a direction of k copies has soft size n_eff ≈ 1 + (k − 1)·exp(−(1 − c_w)/T_s)
+(PAPER §2.4): c_w = 0.998 merges (0.82 per duplicate), c_w = 0.9 does not (4.5e-5); siblings at
+ρ² = 0.9 add exp(−10) ≈ 5e-5 each.
+
+Interface (what the engine calls)
+---------------------------------
+``sample_problem(key, config)`` → Problem; ``init_slots(problem, config, N)`` → Slots (N copies of
+the root); ``expand(key, problem, slots, config, *, final)`` → (Slots, Step);
+``score(key, problem, slots, config)`` → [N]; ``embed(key, problem, slots, config)`` → [N, E];
+``prompt_tokens(config)``. Slots is a plain pytree of arrays with leading axis N, so the engine
+re-slots with ``jax.tree.map(lambda x: x[parent], slots)``. Keys may be typed or raw; expand,
+score and embed read different streams of their key, so one key may even serve all three.
+WorldConfig is a frozen, hashable dataclass: a static argument. New keys or problems never
+recompile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, UInt32
+
+__all__ = [
+    "PRESETS",
+    "PRM_MODES",
+    "Problem",
+    "Slots",
+    "Step",
+    "WorldConfig",
+    "direction_id",
+    "embed",
+    "expand",
+    "init_slots",
+    "preset",
+    "prompt_tokens",
+    "sample_problem",
+    "score",
+]
+
+PrmMode = Literal["beta", "logit_noise"]
+PRM_MODES: tuple[str, ...] = ("beta", "logit_noise")
+
+# Probabilities and scores live in [_CLIP, 1 - _CLIP]: keeps Beta parameters > 0 and logits finite.
+_CLIP = 1e-6
+# Proposals per Gamma draw (see _log_gamma); a draw consumes 2·_PROPOSALS + 1 uniforms.
+_PROPOSALS = 8
+_GAMMA_U = 2 * _PROPOSALS + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldConfig:
+    """Knobs of the synthetic world (hashable: pass as a static argument). Defaults = "paper-like".
+
+    Attributes:
+      difficulty_a, difficulty_b: Beta prior of p(root). Default Beta(0.4, 0.8): mean 1/3 and
+        U-shaped, many problems nearly hopeless or nearly sure, as MATH is for a 1B policy.
+      branch_concentration: c, stage-1 concentration w' ~ Beta(c·p, c·(1 − p)); larger = p moves
+        less per step.
+      kappa: κ, stage-2 concentration p ~ Beta(κ·w', κ·(1 − w')); the paper's PRM reliability
+        (Eq. 6) in mode "beta". ``math.inf`` means p = w'. With the defaults c = 30, κ = 15 one
+        step resolves f ≈ 0.093 of p(1 − p) (≈ 58% over a 9-step solution), the PRM sees a third
+        of each step's movement, and p | w has standard deviation ≤ 0.125. (Eq. 6 ties the two:
+        a PRM with small κ forces p to jump by ≈ 1/(κ + 1) of p(1 − p) per step, so small κ
+        also means a tree that resolves within a few steps.)
+      prm_mode: "beta" (Eq. 6 holds exactly) or "logit_noise" (score = sigmoid(logit p + σ·ε)).
+      logit_noise_sigma: σ of mode "logit_noise".
+      candidate_score_noise: σ_c of per-candidate logit noise added by ``score`` (0 = none).
+      alpha: DP concentration of a node's children (``math.inf`` = every copy opens a new child).
+      max_children: M, truncation of the stick-breaking weights (leftover mass → fresh children).
+      min_steps: no solution ends before this many steps.
+      finish_hazard: h, probability that a node at depth ≥ min_steps ends the solution.
+      step_tokens_mean, step_tokens_shape: Gamma law of the tokens of one step (before the caps).
+      max_step_tokens: cap per step (256 in the paper's code).
+      max_solution_tokens: cap per solution (2048); reaching it without EOS truncates the path.
+      prompt_tokens: tokens of the problem statement (for the engine's PRM/embedding ledger).
+      embed_dim: E, width of the embeddings.
+      within_cosine: c_w, expected cosine of two candidates on the same node.
+      parent_child_cosine: ρ, cosine of the node vectors of a parent and its child.
+      num_wrong_answers: A, wrong answers have ids 1..A.
+      label_keep: probability that a child keeps its parent's wrong-answer label.
+    """
+
+    difficulty_a: float = 0.4
+    difficulty_b: float = 0.8
+    branch_concentration: float = 30.0
+    kappa: float = 15.0
+    prm_mode: PrmMode = "beta"
+    logit_noise_sigma: float = 1.0
+    candidate_score_noise: float = 0.0
+    alpha: float = 3.0
+    max_children: int = 64
+    min_steps: int = 3
+    finish_hazard: float = 0.15
+    step_tokens_mean: float = 64.0
+    step_tokens_shape: float = 2.0
+    max_step_tokens: int = 256
+    max_solution_tokens: int = 2048
+    prompt_tokens: int = 100
+    embed_dim: int = 32
+    within_cosine: float = 0.998
+    parent_child_cosine: float = 0.95
+    num_wrong_answers: int = 16
+    label_keep: float = 0.85
+
+    def __post_init__(self):
+        def positive(name, allow_inf=False):
+            v = getattr(self, name)
+            if math.isnan(v) or v <= 0 or (math.isinf(v) and not allow_inf):
+                raise ValueError(f"WorldConfig.{name} must be > 0, got {v}")
+
+        for name in (
+            "difficulty_a",
+            "difficulty_b",
+            "branch_concentration",
+            "step_tokens_mean",
+            "step_tokens_shape",
+        ):
+            positive(name)
+        positive("kappa", allow_inf=True)
+        positive("alpha", allow_inf=True)
+        if self.prm_mode not in PRM_MODES:
+            raise ValueError(
+                f"WorldConfig.prm_mode must be one of {PRM_MODES}, got {self.prm_mode!r}"
+            )
+        for name in ("logit_noise_sigma", "candidate_score_noise"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"WorldConfig.{name} must be finite and >= 0, got {v}")
+        if not 0 < self.finish_hazard <= 1:
+            raise ValueError(
+                f"WorldConfig.finish_hazard must be in (0, 1], got {self.finish_hazard}"
+            )
+        if not 0 < self.within_cosine <= 1:
+            raise ValueError(
+                f"WorldConfig.within_cosine must be in (0, 1], got {self.within_cosine}"
+            )
+        if not 0 <= self.parent_child_cosine <= 1:
+            raise ValueError(
+                f"WorldConfig.parent_child_cosine must be in [0, 1], got {self.parent_child_cosine}"
+            )
+        if not 0 <= self.label_keep <= 1:
+            raise ValueError(f"WorldConfig.label_keep must be in [0, 1], got {self.label_keep}")
+        for name in (
+            "max_children",
+            "max_step_tokens",
+            "max_solution_tokens",
+            "num_wrong_answers",
+            "embed_dim",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"WorldConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("min_steps", "prompt_tokens"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"WorldConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.embed_dim < 2:
+            raise ValueError(f"WorldConfig.embed_dim must be >= 2, got {self.embed_dim}")
+
+
+PRESETS: dict[str, WorldConfig] = {
+    # Every rollout opens a new direction: no redundancy (DORA ≈ REBASE).
+    "independent": WorldConfig(alpha=math.inf),
+    # Strong redundancy: n copies of a node fall on ~ln(n) children of very unequal sizes.
+    "redundant": WorldConfig(alpha=1.0),
+    # The defaults: moderate redundancy, PRM moderately reliable, duplicates mergeable at T_s=0.01.
+    "paper-like": WorldConfig(),
+    # A near-perfect PRM: p | w has standard deviation ≤ 0.035.
+    "reliable-prm": WorldConfig(kappa=200.0),
+    # Duplicates are paraphrases (within cosine 0.9): T_s = 0.01 cannot merge them.
+    "paraphrase": WorldConfig(within_cosine=0.9),
+    # A PRM outside the paper's model: logit-normal noise around p, Eq. 6 false.
+    "noisy-prm": WorldConfig(prm_mode="logit_noise", logit_noise_sigma=1.0),
+}
+
+
+def preset(name: str) -> WorldConfig:
+    """The named preset; raises ValueError listing the names on unknown input."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown world preset {name!r}; choose one of {sorted(PRESETS)}"
+        ) from None
+
+
+def prompt_tokens(config: WorldConfig) -> int:
+    """Tokens of the problem statement (read by the PRM and, where counted, the embedder)."""
+    return config.prompt_tokens
+
+
+class Problem(NamedTuple):
+    """One problem. Shapes without the engine's leading problem axis P.
+
+    Attributes:
+      key: UInt32[2] id of the root node: the problem's identity.
+      p_root: Float32[] p(root), the probability that a rollout from scratch ends correct
+        (up to truncation).
+    """
+
+    key: UInt32[Array, " 2"]
+    p_root: Float[Array, ""]
+
+
+class Slots(NamedTuple):
+    """State of N active partial solutions of one problem; every leaf has leading axis N.
+
+    Attributes:
+      node: UInt32[N, 2] id of the node each slot sits on.
+      depth: Int32[N] steps taken (root = 0).
+      p: Float32[N] p(node), the ground-truth success probability.
+      w: Float32[N] the node's PRM score before per-candidate noise (root: p_root).
+      label: Int32[N] the node's wrong-answer label in 1..A.
+      vector: Float32[N, E] the node's unit direction vector.
+      tokens: Int32[N] policy tokens generated so far on this path (prompt excluded).
+    """
+
+    node: UInt32[Array, "N 2"]
+    depth: Int[Array, " N"]
+    p: Float[Array, " N"]
+    w: Float[Array, " N"]
+    label: Int[Array, " N"]
+    vector: Float[Array, "N E"]
+    tokens: Int[Array, " N"]
+
+
+class Step(NamedTuple):
+    """What one generation step produced; leading axis N.
+
+    Attributes:
+      finished: Bool[N] the step ended the solution (EOS, truncation, or the final round).
+      correct: Bool[N] the finished solution is correct (False where not finished).
+      answer: Int32[N] 0 = correct answer, 1..A wrong, -1 = no answer (truncated or unfinished).
+      tokens: Int32[N] tokens generated in this step (the whole completion in a final round).
+      direction: Int32[N] a 31-bit hash of the id of the node reached (for counting directions).
+    """
+
+    finished: Bool[Array, " N"]
+    correct: Bool[Array, " N"]
+    answer: Int[Array, " N"]
+    tokens: Int[Array, " N"]
+    direction: Int[Array, " N"]
+
+
+# ---------------------------------------------------------------------------------------------
+# randomness
+#
+# No threefry: each threefry call site (fold_in, split, bits) costs ~0.3–1 s of XLA CPU compile,
+# and the engine compiles the world once per (rule, N). Every draw instead reads words from a keyed
+# counter hash of a key's data, x_i = mix(mix(G·i ^ a) + b), where (a, b) is a 64-bit digest of
+# (key words, stream tag) and mix is the "triple32" 32-bit permutation (C. Wellons'
+# hash-prospector; bias ≈ 0.02, near the ideal). Streams (tags) separate the uses of one key; the
+# same key and tag give the same bits. Child ids are the same hash of (parent id, child index).
+# Normals are inverse-CDF transforms; Beta draws use a fixed number of Marsaglia–Tsang proposals
+# (_log_gamma); token counts use the Wilson–Hilferty approximation (_gamma_tokens).
+
+_GOLDEN = 0x9E3779B9
+_STREAM_VALUES = 1  # a node's own quantities (p, score, leaf, correct, label, vector)
+_STREAM_STICKS = 2  # a node's GEM(α) weights over its children
+_STREAM_COPY = 3  # the copies' own draws in `expand`
+_STREAM_DIFFICULTY = 4
+_STREAM_SCORE = 5
+_STREAM_EMBED = 6
+_STREAM_ROOT = 7
+_STREAM_CHILD = 8
+
+
+def _layout(**sizes: int) -> tuple[dict[str, slice], int]:
+    """Consecutive named slices of a vector of uniforms, and its total length."""
+    fields, start = {}, 0
+    for name, size in sizes.items():
+        fields[name] = slice(start, start + size)
+        start += size
+    return fields, start
+
+
+def _node_layout(config: WorldConfig) -> tuple[dict[str, slice], int]:
+    return _layout(
+        branch=2 * _GAMMA_U,
+        p=2 * _GAMMA_U,
+        score=1,
+        leaf=1,
+        correct=1,
+        keep=1,
+        new_label=1,
+        vector=config.embed_dim,
+    )
+
+
+_COPY, _COPY_SIZE = _layout(
+    choice=1, step_tokens=1, extra_tokens=1, steps=1, correct=1, keep=1, new_label=1
+)
+
+
+def _key_data(key: PRNGKeyArray) -> UInt32[Array, " KD"]:
+    """The uint32 key data of a typed key (any implementation) or of raw key data."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return jnp.asarray(key, jnp.uint32)
+
+
+def _child_id(node: UInt32[Array, " 2"], index: Int[Array, ""]) -> UInt32[Array, " 2"]:
+    """id(v, j): a 64-bit keyed hash of (id(v), j)."""
+    return _bits(jnp.append(node, index.astype(jnp.uint32)), _STREAM_CHILD, (2,))
+
+
+def _mix32(x: UInt32[Array, "*S"]) -> UInt32[Array, "*S"]:
+    """triple32: a bijection of uint32 with near-ideal avalanche."""
+    x = x ^ (x >> jnp.uint32(17))
+    x = x * jnp.uint32(0xED5AD4BB)
+    x = x ^ (x >> jnp.uint32(11))
+    x = x * jnp.uint32(0xAC4C1B51)
+    x = x ^ (x >> jnp.uint32(15))
+    x = x * jnp.uint32(0x31848BAB)
+    return x ^ (x >> jnp.uint32(14))
+
+
+def _bits(
+    key_data: UInt32[Array, " KD"], stream: int, shape: tuple[int, ...]
+) -> UInt32[Array, "..."]:
+    """Pseudo-random uint32 words: a keyed counter hash of (key data, stream tag)."""
+    a = _mix32(jnp.uint32((stream * _GOLDEN) & 0xFFFFFFFF))
+    b = _mix32(a ^ jnp.uint32(0x85EBCA6B))
+    for j in range(key_data.shape[-1]):
+        word = key_data[..., j]
+        a = _mix32(a ^ word)
+        b = _mix32(b + (word ^ jnp.uint32(0xC2B2AE35)))
+    counter = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
+    return _mix32(_mix32(counter * jnp.uint32(_GOLDEN) ^ a) + b)
+
+
+def _uniforms(
+    key_data: UInt32[Array, " KD"], stream: int, shape: tuple[int, ...]
+) -> Float[Array, "..."]:
+    """Uniforms on the open interval (0, 1) (23-bit grid, midpoints)."""
+    x = _bits(key_data, stream, shape)
+    # 23 bits + 1/2: k + 0.5 (k < 2^23) is exact in float32, so u ∈ [2^-24, 1 − 2^-24].
+    return ((x >> jnp.uint32(9)).astype(jnp.float32) + 0.5) * jnp.float32(2.0**-23)
+
+
+def _normal(u: Float[Array, "*S"]) -> Float[Array, "*S"]:
+    """Standard normals from open uniforms by the inverse CDF."""
+    return jnp.float32(math.sqrt(2.0)) * jax.lax.erf_inv(2.0 * u - 1.0)
+
+
+def _log_gamma(u: Float[Array, "*S U"], a: Float[Array, "*S"]) -> Float[Array, "*S"]:
+    """log of a Gamma(a, 1) draw from U = 2·_PROPOSALS + 1 uniforms (Marsaglia & Tsang 2000).
+
+    jax.random.gamma's rejection while-loop costs ~2 s of XLA compile per call site on CPU. Here
+    _PROPOSALS proposals are made at once and an accepted one is kept; each is accepted with
+    probability ≥ 0.95 (a ≥ 1), so all fail with probability ≤ 0.05^8 ≈ 4e-11, and then the mode
+    is returned. a < 1 is boosted: Gamma(a) = Gamma(a + 1)·U^(1/a). Logs keep Beta draws with
+    tiny parameters accurate.
+    """
+    a = jnp.asarray(a, jnp.float32)
+    x = _normal(u[..., :_PROPOSALS])
+    log_accept = jnp.log(u[..., _PROPOSALS : 2 * _PROPOSALS])
+    log_boost = jnp.log(u[..., 2 * _PROPOSALS])
+    small = a < 1.0
+    d = (jnp.where(small, a + 1.0, a) - jnp.float32(1.0 / 3.0))[..., None]
+    v = (1.0 + jax.lax.rsqrt(9.0 * d) * x) ** 3
+    log_v = jnp.log(jnp.where(v > 0, v, 1.0))
+    ok = (v > 0) & (log_accept < 0.5 * x * x + d - d * v + d * log_v)
+
+    # One variadic reduce keeps an accepted proposal (the choice depends only on which were
+    # accepted, never on their values, so the kept value is exactly Gamma) and lets XLA fuse the
+    # proposals into a single consumer instead of recomputing them per consumer.
+    def keep_accepted(left, right):
+        return left[0] | right[0], jnp.where(left[0], left[1], right[1])
+
+    _, log_v_kept = jax.lax.reduce(
+        (ok, log_v), (False, jnp.float32(0.0)), keep_accepted, (ok.ndim - 1,)
+    )
+    log_g = jnp.log(d[..., 0]) + log_v_kept
+    return jnp.where(small, log_g + log_boost / a, log_g)
+
+
+def _beta(u: Float[Array, "2 U"], a: Float[Array, ""], b: Float[Array, ""]) -> Float[Array, ""]:
+    """A Beta(a, b) draw X/(X + Y), X ~ Gamma(a), Y ~ Gamma(b), computed in logs."""
+    log_x, log_y = _log_gamma(u, jnp.stack([a, b]).astype(jnp.float32))
+    return jnp.exp(log_x - jnp.logaddexp(log_x, log_y))
+
+
+def _gamma_tokens(
+    u: Float[Array, ""], shape_param: Float[Array, ""], config: WorldConfig
+) -> Float[Array, ""]:
+    """Unrounded token count ≈ Gamma(shape_param)·step_tokens_mean/step_tokens_shape.
+
+    Wilson–Hilferty: Gamma(k) ≈ k·(1 − 1/(9k) + z/sqrt(9k))³, z ~ N(0, 1) — one normal and no
+    rejection (token counts need not be exact Gamma; p and the scores use the exact sampler).
+    """
+    k = jnp.asarray(shape_param, jnp.float32)
+    nine_k = 9.0 * k
+    base = jnp.maximum(1.0 - 1.0 / nine_k + _normal(u) * jax.lax.rsqrt(nine_k), 0.0)
+    scale = config.step_tokens_mean / config.step_tokens_shape
+    return k * base**3 * jnp.float32(scale)
+
+
+def _label(u: Float[Array, ""], config: WorldConfig) -> Int[Array, ""]:
+    """A uniform wrong-answer label in 1..A."""
+    a = config.num_wrong_answers
+    return 1 + jnp.minimum(jnp.floor(u * a).astype(jnp.int32), a - 1)
+
+
+def _node_values(node: UInt32[Array, " 2"], config: WorldConfig) -> dict[str, Float[Array, "..."]]:
+    """The named uniforms of a node's own quantities."""
+    fields, size = _node_layout(config)
+    u = _uniforms(node, _STREAM_VALUES, (size,))
+    return {name: u[sl] for name, sl in fields.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _clip_prob(x: Float[Array, "..."]) -> Float[Array, "..."]:
+    return jnp.clip(x, _CLIP, 1.0 - _CLIP)
+
+
+def _logit(x: Float[Array, "..."]) -> Float[Array, "..."]:
+    return jnp.log(x) - jnp.log1p(-x)
+
+
+# XLA's reduce adds in a different order for different batch shapes (it does on CPU), so row i of a
+# batched call would differ from problem i run alone in the last bit of every vector. A cumulative
+# sum (reduce_window) adds in index order whatever the batch, so sums over E are taken from it.
+# (XLA may still contract a·b + c into an FMA differently for different shapes, so bitwise batch
+# invariance of floats is likely, not guaranteed; the discrete outcomes depend on it only through
+# comparisons of a uniform with a float, flipped with probability ~1e-7.)
+
+
+def _sum_last(x: Float[Array, "*S E"]) -> Float[Array, "*S"]:
+    """Σ over the last axis, in index order."""
+    return jnp.cumsum(x, axis=-1)[..., -1]
+
+
+def _normalize(x: Float[Array, "*S E"]) -> Float[Array, "*S E"]:
+    return x / jnp.sqrt(_sum_last(x * x))[..., None]
+
+
+def _orthogonal_unit(z: Float[Array, "*S E"], u: Float[Array, "*S E"]) -> Float[Array, "*S E"]:
+    """The direction of z's component orthogonal to the unit vector u (uniform if z ~ N(0, I))."""
+    return _normalize(z - _sum_last(z * u)[..., None] * u)
+
+
+def _hash31(key_data: UInt32[Array, "*S KD"]) -> Int[Array, "*S"]:
+    """FNV-1a-style mix of the key words, top 31 bits as int32."""
+    h = jnp.full(key_data.shape[:-1], 0x811C9DC5, dtype=jnp.uint32)
+    for j in range(key_data.shape[-1]):
+        h = (h ^ key_data[..., j]) * jnp.uint32(0x01000193)
+    h = h ^ (h >> jnp.uint32(15))
+    return (h >> jnp.uint32(1)).astype(jnp.int32)
+
+
+def direction_id(slots: Slots) -> Int[Array, " N"]:
+    """A 31-bit hash of each slot's node id (same node → same id; distinct nodes collide with
+    probability ≈ 2^-31 per pair). Equals `Step.direction` of the step that reached the node."""
+    return _hash31(slots.node)
+
+
+def _hazard(depth: Int[Array, ""], config: WorldConfig) -> Float[Array, ""]:
+    return jnp.where(depth >= config.min_steps, jnp.float32(config.finish_hazard), jnp.float32(0.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# public interface
+
+
+def sample_problem(key: PRNGKeyArray, config: WorldConfig) -> Problem:
+    """Draws one problem: a root id and p(root) ~ Beta(difficulty_a, difficulty_b).
+
+    Args:
+      key: a PRNG key (typed or raw).
+      config: the world (static).
+    Returns:
+      Problem with key UInt32[2] and p_root Float32[].
+    """
+    key_data = _key_data(key)
+    root = _bits(key_data, _STREAM_ROOT, (2,))
+    u = _uniforms(key_data, _STREAM_DIFFICULTY, (2, _GAMMA_U))
+    p_root = _beta(u, jnp.float32(config.difficulty_a), jnp.float32(config.difficulty_b))
+    return Problem(key=root, p_root=_clip_prob(p_root))
+
+
+def init_slots(problem: Problem, config: WorldConfig, num_slots: int) -> Slots:
+    """N copies of the root (the empty solution).
+
+    Args:
+      problem: Problem (no leading axis).
+      config: the world (static).
+      num_slots: N (static).
+    Returns:
+      Slots with leading axis N.
+    """
+    values = _node_values(problem.key, config)
+    label = _label(values["new_label"][0], config)
+    vector = _normalize(_normal(values["vector"]))
+    p = jnp.asarray(problem.p_root, jnp.float32)
+    n = num_slots
+    return Slots(
+        node=jnp.broadcast_to(problem.key, (n, *problem.key.shape)),
+        depth=jnp.zeros((n,), jnp.int32),
+        p=jnp.broadcast_to(p, (n,)),
+        w=jnp.broadcast_to(p, (n,)),
+        label=jnp.broadcast_to(label, (n,)),
+        vector=jnp.broadcast_to(vector, (n, config.embed_dim)),
+        tokens=jnp.zeros((n,), jnp.int32),
+    )
+
+
+def _child_index(
+    node: UInt32[Array, " 2"], u: Float[Array, ""], slot_index: Int[Array, ""], config: WorldConfig
+) -> Int[Array, ""]:
+    """The child a copy picks: the node's GEM(α) sticks, then the copy's uniform u."""
+    m = config.max_children
+    fresh = jnp.int32(m) + slot_index.astype(jnp.int32)
+    if math.isinf(config.alpha):
+        return fresh
+    e = -jnp.log(_uniforms(node, _STREAM_STICKS, (m,)))  # Exp(1)
+    cumulative = -jnp.expm1(-jnp.cumsum(e) * jnp.float32(1.0 / config.alpha))  # C_k
+    k = jnp.sum(cumulative <= u).astype(jnp.int32)  # C_{k-1} <= u < C_k
+    return jnp.where(k < m, k, fresh)
+
+
+def _child(
+    child: UInt32[Array, " 2"],
+    p: Float[Array, ""],
+    label: Int[Array, ""],
+    vector: Float[Array, " E"],
+    depth: Int[Array, ""],
+    config: WorldConfig,
+):
+    """Node-level quantities of a child, from its id and its parent's state."""
+    v = _node_values(child, config)
+    c = config.branch_concentration
+    branch_u = v["branch"].reshape(2, _GAMMA_U)
+    w_hidden = _clip_prob(_beta(branch_u, c * p, c * (1.0 - p)))
+    if math.isinf(config.kappa):
+        p_child = w_hidden
+    else:
+        kappa = config.kappa
+        p_u = v["p"].reshape(2, _GAMMA_U)
+        p_child = _clip_prob(_beta(p_u, kappa * w_hidden, kappa * (1.0 - w_hidden)))
+    if config.prm_mode == "beta":
+        w_child = w_hidden
+    else:
+        eps = _normal(v["score"][0])
+        w_child = _clip_prob(jax.nn.sigmoid(_logit(p_child) + config.logit_noise_sigma * eps))
+
+    keep = v["keep"][0] < config.label_keep
+    label_child = jnp.where(keep, label, _label(v["new_label"][0], config))
+
+    rho = config.parent_child_cosine
+    fresh = _orthogonal_unit(_normal(v["vector"]), vector)
+    # unit up to rounding (fresh ⊥ vector); the error contracts by ρ² per level, no renormalising
+    vector_child = rho * vector + math.sqrt(1.0 - rho * rho) * fresh
+
+    depth_child = depth + 1
+    leaf = v["leaf"][0] < _hazard(depth_child, config)
+    correct = v["correct"][0] < p_child
+    return p_child, w_child, label_child, vector_child, depth_child, leaf, correct
+
+
+def _completion(
+    u: dict[str, Float[Array, "..."]],
+    p: Float[Array, ""],
+    label: Int[Array, ""],
+    depth: Int[Array, ""],
+    config: WorldConfig,
+):
+    """One copy's own continuation from a non-leaf node to EOS (exact in law, see module doc)."""
+    h = config.finish_hazard
+    forced = jnp.maximum(config.min_steps - depth - 1, 0).astype(jnp.float32)
+    if h >= 1.0:
+        geometric = jnp.float32(1.0)
+    else:
+        geometric = 1.0 + jnp.floor(jnp.log(u["steps"][0]) / jnp.float32(math.log1p(-h)))
+    # Every step has >= 1 token, so more steps than the token cap always truncate.
+    steps = jnp.minimum(forced + geometric, jnp.float32(config.max_solution_tokens + 1))
+    raw = _gamma_tokens(u["extra_tokens"][0], steps * jnp.float32(config.step_tokens_shape), config)
+    tokens = jnp.ceil(jnp.minimum(raw, jnp.float32(config.max_solution_tokens + 1)))
+    tokens = jnp.maximum(tokens, steps).astype(jnp.int32)
+    correct = u["correct"][0] < p
+    keep = u["keep"][0] < jnp.float32(config.label_keep) ** steps
+    final_label = jnp.where(keep, label, _label(u["new_label"][0], config))
+    return tokens, correct, final_label
+
+
+def _expand_one(
+    copy_u: Float[Array, " W"],
+    slot_index: Int[Array, ""],
+    slot: Slots,
+    final: Bool[Array, ""],
+    config: WorldConfig,
+) -> tuple[Slots, Step]:
+    """One slot's step: pick a child, derive it, draw the copy's tokens, finish or not."""
+    u = {name: copy_u[s] for name, s in _COPY.items()}
+    index = _child_index(slot.node, u["choice"][0], slot_index, config)
+    child = _child_id(slot.node, index)
+    p, w, label, vector, depth, leaf, node_correct = _child(
+        child, slot.p, slot.label, slot.vector, slot.depth, config
+    )
+
+    raw = _gamma_tokens(u["step_tokens"][0], jnp.float32(config.step_tokens_shape), config)
+    step_tokens = jnp.clip(jnp.ceil(raw), 1, config.max_step_tokens).astype(jnp.int32)
+    extra_tokens, copy_correct, copy_label = _completion(u, p, label, depth, config)
+    completes = final & ~leaf
+    eos = leaf | final
+    generated = step_tokens + jnp.where(completes, extra_tokens, 0)
+    cap = config.max_solution_tokens
+    total = slot.tokens + generated
+    truncated = (total > cap) | (~eos & (total >= cap))
+    generated = jnp.where(truncated, jnp.maximum(cap - slot.tokens, 0), generated)
+    finished = eos | truncated
+    answered = finished & ~truncated
+    correct = answered & jnp.where(completes, copy_correct, node_correct)
+    wrong_label = jnp.where(completes, copy_label, label)
+    answer = jnp.where(answered, jnp.where(correct, 0, wrong_label), -1).astype(jnp.int32)
+
+    new_slot = Slots(
+        node=child,
+        depth=depth,
+        p=p,
+        w=w,
+        label=label,
+        vector=vector,
+        tokens=slot.tokens + generated,
+    )
+    step = Step(
+        finished=finished,
+        correct=correct,
+        answer=answer,
+        tokens=generated,
+        direction=_hash31(child),
+    )
+    return new_slot, step
+
+
+def expand(
+    key: PRNGKeyArray,
+    problem: Problem,
+    slots: Slots,
+    config: WorldConfig,
+    *,
+    final: Bool[Array, ""] | bool = False,
+) -> tuple[Slots, Step]:
+    """Every slot generates one step (the engine masks dead slots itself).
+
+    Args:
+      key: a PRNG key (typed or raw) for the copies' own draws (child choice, step length,
+        final-round completion).
+      problem: Problem (unused: every node-level quantity derives from the slots' node ids).
+      slots: Slots with leading axis N.
+      config: the world (static).
+      final: Bool[] (may be traced) — every path finishes this step ("generate to EOS").
+    Returns:
+      (Slots at the nodes reached, leading axis N; Step, leading axis N).
+    """
+    del problem
+    n = slots.depth.shape[0]
+    copy_u = _uniforms(_key_data(key), _STREAM_COPY, (n, _COPY_SIZE))
+    final = jnp.asarray(final, dtype=bool)
+    return jax.vmap(lambda u, i, s: _expand_one(u, i, s, final, config))(
+        copy_u, jnp.arange(n, dtype=jnp.int32), slots
+    )
+
+
+def score(
+    key: PRNGKeyArray, problem: Problem, slots: Slots, config: WorldConfig
+) -> Float[Array, " N"]:
+    """PRM score of each partial solution (its last step), in (0, 1).
+
+    Noise-free, all copies on a node share the node's score w; with candidate_score_noise σ_c > 0
+    slot i gets sigmoid(logit(w_i) + σ_c·ε_i), ε_i ~ N(0, 1) from `key`.
+
+    Args:
+      key: a PRNG key (typed or raw), used only when candidate_score_noise > 0.
+      problem: Problem (unused).
+      slots: Slots with leading axis N.
+      config: the world (static).
+    Returns:
+      Float32[N].
+    """
+    del problem
+    w = slots.w
+    if config.candidate_score_noise == 0.0:
+        return w
+    eps = _normal(_uniforms(_key_data(key), _STREAM_SCORE, w.shape))
+    return _clip_prob(jax.nn.sigmoid(_logit(w) + config.candidate_score_noise * eps))
+
+
+def embed(
+    key: PRNGKeyArray, problem: Problem, slots: Slots, config: WorldConfig
+) -> Float[Array, "N E"]:
+    """Unit-norm embedding of each partial solution: its node vector plus paraphrase noise.
+
+    e_i = (u_i + s·n⊥_i)/sqrt(1 + s²), s² = 1/within_cosine − 1, n⊥_i a uniformly random unit
+    vector orthogonal to u_i, drawn per slot from `key`.
+
+    Args:
+      key: a PRNG key (typed or raw).
+      problem: Problem (unused).
+      slots: Slots with leading axis N.
+      config: the world (static).
+    Returns:
+      Float32[N, E], unit rows.
+    """
+    del problem
+    u = slots.vector
+    if config.within_cosine == 1.0:
+        return u
+    s = math.sqrt(1.0 / config.within_cosine - 1.0)
+    z = _normal(_uniforms(_key_data(key), _STREAM_EMBED, u.shape))
+    # |u + s·n| = sqrt(1 + s²) since n ⊥ u, both unit: exact up to rounding
+    return (u + jnp.float32(s) * _orthogonal_unit(z, u)) * jnp.float32(1.0 / math.sqrt(1.0 + s * s))
