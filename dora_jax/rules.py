@@ -100,7 +100,10 @@ def dvts(
     rank = rank_descending(scores, mask, key)
     best = jax.ops.segment_min(jnp.where(mask, rank, k), groups, num_segments=k)
     leader = mask & (rank == best[groups])
-    present = jax.ops.segment_max(leader.astype(jnp.int32), groups, num_segments=k)
+    # A group id with no member must count as absent (segment_max would give INT32_MIN there).
+    present = (jax.ops.segment_sum(leader.astype(jnp.int32), groups, num_segments=k) > 0).astype(
+        jnp.int32
+    )
     position = (jnp.cumsum(present) - present)[groups]
     return _evenly(budget, position, leader)
 
