@@ -260,3 +260,16 @@ def test_random_tie_breaking_is_uniform():
     hits = (counts == 2).sum(axis=0)
     se = np.sqrt(n * 0.25 * 0.75)
     assert (np.abs(hits - n / 4) < k_se * se).all(), hits
+
+
+def test_dvts_groups_with_absent_ids_keep_the_budget():
+    """Group ids need not be contiguous (the engine's subtrees die): Σ = N still."""
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        scores, _, mask = _problem(rng)
+        groups = rng.choice([1, 5, 6, 11], size=K).astype(np.int32)
+        for budget in (4, 9, 64):
+            counts = dora_jax.allocate("dvts", scores, budget, mask=mask, groups=groups)
+            _check_counts(counts, budget, mask)
+            leaders = np.flatnonzero(np.asarray(counts))
+            assert len(set(groups[leaders])) == len(leaders)  # one leader per group

@@ -1,0 +1,449 @@
+"""One batched search engine: the paper's Algorithm 1 as fixed-shape, masked array updates.
+
+Per problem the engine holds N *slots* (active partial solutions). One round:
+
+1. every alive slot generates one step (`world.expand`; the last round, t = T_max − 1, finishes
+   every path: the reference code's "generate to EOS");
+2. every expanded slot is scored by the PRM (`world.score`, the last-step score, as the reference
+   code scores all beams before filtering); slots that finished are appended to a finished buffer
+   (a masked scatter at a running count) with their score, answer, correctness and tokens;
+3. the search stops when ≥ N solutions are finished, at T_max, or when nothing is left alive;
+4. otherwise the rule allocates N over the survivors (DORA also embeds them, `world.embed`), and
+   the next round's N slots are the survivors repeated B_i times: an exclusive cumsum of B gives
+   each new slot its parent (a gather; no lists, no copies). Temperature sampling does not
+   reallocate: each survivor simply continues, so a run is N independent samples (best-of-N).
+   Beam search and DVTS refill to N (DVTS's subtree ids travel with the slots).
+
+The vote uses the first N finished solutions (in finish order; within a round by slot index).
+A finished buffer of F = 2N slots suffices: fewer than N are finished before the last round and
+at most N finish in it.
+
+The state is one NamedTuple of fixed-shape arrays, the round is a pure function, and the loop is
+injectable (mctx style): `search` runs a `lax.while_loop` that stops when the problem is done (under
+`vmap`, when every problem is), fully compiled for the synthetic world; a host-side backend (a real
+LLM) runs the same `search_round` from a Python loop. The engine knows nothing of the world beyond
+the `World` protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from dora_jax import voting
+from dora_jax.api import RULES
+from dora_jax.ledger import Ledger
+from dora_jax.rules import BEAM_WIDTH
+
+MAX_ROUNDS = 40  # T_max, the paper's num_iterations
+EMBEDDING_RULES = ("dora",)  # rules that read embeddings (only these pay for the embedder)
+REFILL_RULES = ("beam_search", "dvts", "rebase", "dora", "optimal")
+
+
+class World(Protocol):
+    """What the engine needs from where rollouts come from (synthetic world or a real LLM).
+
+    All methods act on ONE problem's N slots (`Slots` is any pytree with leading axis N).
+    """
+
+    def init(self, problem: Any, num_slots: int) -> Any: ...
+
+    def expand(self, key: PRNGKeyArray, problem: Any, slots: Any, final: Bool[Array, ""]):
+        """Every slot generates one step → (new slots, step) with step fields finished,
+        correct, answer, tokens, direction (each [N])."""
+
+    def score(self, key: PRNGKeyArray, problem: Any, slots: Any) -> Float[Array, " N"]: ...
+
+    def embed(self, key: PRNGKeyArray, problem: Any, slots: Any) -> Float[Array, "N E"]: ...
+
+    def path_tokens(self, slots: Any) -> Int[Array, " N"]: ...
+
+    def prompt_tokens(self) -> int: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A named allocation rule with its hyperparameters ((name, value) pairs, hashable)."""
+
+    method: str
+    hyperparameters: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def make(cls, method: str, **hp) -> Rule:
+        return cls(method, tuple(sorted(hp.items())))
+
+    def __post_init__(self):
+        if self.method not in RULES:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(RULES)}")
+        allowed = set(RULES[self.method].defaults) - {"groups", "directions"}
+        for name, _ in self.hyperparameters:
+            if name not in allowed:
+                names = ", ".join(sorted(allowed)) or "none"
+                raise ValueError(f"{self.method} has no hyperparameter {name!r} (takes: {names})")
+
+    @property
+    def beam_width(self) -> int:
+        return dict(self.hyperparameters).get("beam_width", BEAM_WIDTH)
+
+    @property
+    def uses_embeddings(self) -> bool:
+        return self.method in EMBEDDING_RULES
+
+    @property
+    def refills(self) -> bool:
+        return self.method in REFILL_RULES
+
+    @property
+    def label(self) -> str:
+        extra = ",".join(f"{k}={v}" for k, v in self.hyperparameters)
+        return f"{self.method}({extra})" if extra else self.method
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Static settings of a search: N, T_max and the rule(s).
+
+    With several rules, one compiled search serves them all: `search(..., rule=i)` picks rule i
+    (i may be traced; unbatched under vmap it stays a real branch, so only rule i runs).
+    """
+
+    budget: int
+    rules: tuple[Rule, ...]
+    max_rounds: int = MAX_ROUNDS
+
+    @classmethod
+    def make(cls, method: str, budget: int, *, max_rounds: int = MAX_ROUNDS, **hp) -> SearchConfig:
+        return cls(budget, (Rule.make(method, **hp),), max_rounds)
+
+    def __post_init__(self):
+        if not isinstance(self.budget, int) or isinstance(self.budget, bool) or self.budget < 1:
+            raise ValueError(f"budget must be an integer >= 1, got {self.budget!r}")
+        if not isinstance(self.max_rounds, int) or self.max_rounds < 1:
+            raise ValueError(f"max_rounds must be an integer >= 1, got {self.max_rounds!r}")
+        if not self.rules:
+            raise ValueError("a search needs at least one rule")
+        for rule in self.rules:
+            if rule.method in ("beam_search", "dvts") and self.budget < rule.beam_width:
+                raise ValueError(
+                    f"budget {self.budget} is smaller than the beam width {rule.beam_width} "
+                    f"of {rule.method}"
+                )
+
+    @property
+    def uses_embeddings(self) -> bool:
+        return any(rule.uses_embeddings for rule in self.rules)
+
+    @property
+    def finished_capacity(self) -> int:
+        return 2 * self.budget
+
+
+class Finished(NamedTuple):
+    """Finished solutions of one problem in finish order; leading axis F = 2N."""
+
+    answer: Int[Array, " F"]
+    correct: Bool[Array, " F"]
+    score: Float[Array, " F"]
+    tokens: Int[Array, " F"]
+    round: Int[Array, " F"]
+    direction: Int[Array, " F"]
+
+
+class Trace(NamedTuple):
+    """What happened each round (the evidence); leading axis T = T_max."""
+
+    active: Int[Array, " T"]  # slots that generated a step
+    finished: Int[Array, " T"]  # of which finished
+    directions: Int[Array, " T"]  # distinct directions among the survivors
+    parent: Int[Array, "T N"]  # [t, s]: the slot of round t that slot s of round t+1 continues
+    allocation: Int[Array, "T N"]  # [t, s]: rollouts given to survivor slot s at the end of round t
+
+
+class SearchState(NamedTuple):
+    """The whole search of one problem: fixed shapes, masks, no Python objects."""
+
+    keys: PRNGKeyArray  # [T, 4] per-round keys, drawn once (one RNG call site, not one per round)
+    rule: Int[Array, ""]  # index into config.rules
+    round: Int[Array, ""]
+    done: Bool[Array, ""]
+    slots: Any
+    alive: Bool[Array, " N"]
+    group: Int[Array, " N"]  # DVTS subtree of each slot
+    num_finished: Int[Array, ""]
+    finished: Finished
+    trace: Trace
+    ledger: Ledger
+
+
+class SearchResult(NamedTuple):
+    """The engine's output for one problem: the verdicts and what led to them."""
+
+    accuracy: Bool[Array, ""]  # PRM-weighted majority vote is correct (the paper's metric)
+    majority: Bool[Array, ""]
+    best_of_n: Bool[Array, ""]
+    pass_at_n: Bool[Array, ""]
+    correct_fraction: Float[Array, ""]  # of the counted solutions (the paper's "pass rate")
+    rounds: Int[Array, ""]
+    num_finished: Int[Array, ""]
+    finished: Finished
+    trace: Trace
+    ledger: Ledger
+
+
+def init_state(
+    key: PRNGKeyArray, problem: Any, world: World, config: SearchConfig, rule=0
+) -> SearchState:
+    n, f, t = config.budget, config.finished_capacity, config.max_rounds
+    widths = jnp.asarray([r.beam_width for r in config.rules], jnp.int32)
+    rule = jnp.asarray(rule, jnp.int32)
+    return SearchState(
+        keys=jax.random.split(key, (t, 4)),
+        rule=rule,
+        round=jnp.zeros((), jnp.int32),
+        done=jnp.zeros((), bool),
+        slots=world.init(problem, n),
+        alive=jnp.ones((n,), bool),
+        group=jnp.arange(n, dtype=jnp.int32) // widths[rule],
+        num_finished=jnp.zeros((), jnp.int32),
+        finished=Finished(
+            answer=jnp.full((f,), voting.NO_ANSWER, jnp.int32),
+            correct=jnp.zeros((f,), bool),
+            score=jnp.zeros((f,), jnp.float32),
+            tokens=jnp.zeros((f,), jnp.int32),
+            round=jnp.full((f,), -1, jnp.int32),
+            direction=jnp.zeros((f,), jnp.int32),
+        ),
+        trace=Trace(
+            active=jnp.zeros((t,), jnp.int32),
+            finished=jnp.zeros((t,), jnp.int32),
+            directions=jnp.zeros((t,), jnp.int32),
+            parent=jnp.full((t, n), -1, jnp.int32),
+            allocation=jnp.zeros((t, n), jnp.int32),
+        ),
+        ledger=Ledger.zeros(),
+    )
+
+
+def _count_distinct(ids: Int[Array, " N"], mask: Bool[Array, " N"]) -> Int[Array, ""]:
+    big = jnp.iinfo(jnp.int32).max
+    s = jnp.sort(jnp.where(mask, ids, big))
+    new = jnp.concatenate([s[:1] != big, (s[1:] != s[:-1]) & (s[1:] != big)])
+    return jnp.sum(new).astype(jnp.int32)
+
+
+def parents_from_counts(counts: Int[Array, " N"]) -> tuple[Int[Array, " N"], Bool[Array, " N"]]:
+    """New slot s continues the candidate j with cumsum(B)_{j-1} ≤ s < cumsum(B)_j."""
+    n = counts.shape[0]
+    ends = jnp.cumsum(counts)
+    slot = jnp.arange(n, dtype=jnp.int32)
+    parent = jnp.searchsorted(ends, slot, side="right").astype(jnp.int32)
+    filled = slot < ends[-1]
+    return jnp.where(filled, jnp.minimum(parent, n - 1), 0), filled
+
+
+def reallocate(rule: Rule, config: SearchConfig, key, scores, survivors, embeddings, group):
+    """Counts B over the survivors and the next round's slots: (counts, parent, next_alive)."""
+    n = config.budget
+    if not rule.refills:  # temperature sampling: every survivor continues on its own slot
+        return survivors.astype(jnp.int32), jnp.arange(n, dtype=jnp.int32), survivors
+    hp = dict(rule.hyperparameters)
+    if rule.method == "dvts":
+        hp["groups"] = group
+    counts = RULES[rule.method].allocate(
+        key, scores, jnp.int32(n), mask=survivors, embeddings=embeddings, **hp
+    )
+    parent, filled = parents_from_counts(counts)
+    return counts, parent, filled
+
+
+def search_round(state: SearchState, problem: Any, world: World, config: SearchConfig):
+    """One round of Algorithm 1 (a no-op once `state.done`)."""
+    n = config.budget
+    t = state.round
+    k_expand, k_score, k_embed, k_alloc = state.keys[t]
+    final = t >= config.max_rounds - 1
+    alive = state.alive & ~state.done
+
+    slots, step = world.expand(k_expand, problem, state.slots, final)
+    scores = world.score(k_score, problem, slots).astype(jnp.float32)
+    ended = alive & step.finished
+    survivors = alive & ~step.finished
+
+    # Append the finished slots to the buffer, in slot order.
+    position = state.num_finished + jnp.cumsum(ended) - ended.astype(jnp.int32)
+    where = jnp.where(ended, position, config.finished_capacity)  # out of range: dropped
+    path_tokens = world.path_tokens(slots)
+    fin = state.finished
+    fin = Finished(
+        answer=fin.answer.at[where].set(step.answer, mode="drop"),
+        correct=fin.correct.at[where].set(step.correct, mode="drop"),
+        score=fin.score.at[where].set(scores, mode="drop"),
+        tokens=fin.tokens.at[where].set(path_tokens, mode="drop"),
+        round=fin.round.at[where].set(t, mode="drop"),
+        direction=fin.direction.at[where].set(step.direction, mode="drop"),
+    )
+    num_finished = state.num_finished + jnp.sum(ended).astype(jnp.int32)
+    stop = state.done | final | (num_finished >= n) | ~jnp.any(survivors)
+
+    # Allocate N over the survivors and re-slot.
+    embeddings = world.embed(k_embed, problem, slots) if config.uses_embeddings else None
+    branches = [
+        functools.partial(reallocate, rule, config, k_alloc, scores, survivors, embeddings)
+        for rule in config.rules
+    ]
+    if len(branches) == 1:
+        counts, parent, next_alive = branches[0](state.group)
+    else:
+        counts, parent, next_alive = lax.switch(state.rule, branches, state.group)
+    counts = jnp.where(stop, 0, counts)
+    next_alive = next_alive & ~stop
+    next_slots = jax.tree.map(lambda x: x[parent], slots)
+
+    active = jnp.sum(alive).astype(jnp.int32)
+    prompt = jnp.int32(world.prompt_tokens())
+    reads = jnp.asarray([rule.uses_embeddings for rule in config.rules])[state.rule]
+    embedded = survivors & ~stop & reads
+    led = state.ledger
+    ledger = Ledger(
+        rollouts=led.rollouts + active,
+        policy_tokens=led.policy_tokens
+        + jnp.sum(jnp.where(alive, step.tokens, 0))
+        + jnp.where(t == 0, prompt, 0),
+        prm_calls=led.prm_calls + active,
+        prm_tokens=led.prm_tokens + jnp.sum(jnp.where(alive, path_tokens + prompt, 0)),
+        prm_tokens_cached=led.prm_tokens_cached
+        + jnp.sum(jnp.where(alive, step.tokens, 0))
+        + jnp.where(t == 0, prompt, 0),
+        embed_calls=led.embed_calls + jnp.sum(embedded).astype(jnp.int32),
+        embed_tokens=led.embed_tokens + jnp.sum(jnp.where(embedded, path_tokens, 0)),
+    )
+    tr = state.trace
+    trace = Trace(
+        active=tr.active.at[t].set(active),
+        finished=tr.finished.at[t].set(jnp.sum(ended).astype(jnp.int32)),
+        directions=tr.directions.at[t].set(_count_distinct(step.direction, survivors)),
+        parent=tr.parent.at[t].set(jnp.where(next_alive, parent, -1)),
+        allocation=tr.allocation.at[t].set(counts),
+    )
+    new = SearchState(
+        keys=state.keys,
+        rule=state.rule,
+        round=t + 1,
+        done=stop,
+        slots=next_slots,
+        alive=next_alive,
+        group=state.group[parent],
+        num_finished=num_finished,
+        finished=fin,
+        trace=trace,
+        ledger=ledger,
+    )
+    # Rounds after the stop change nothing.
+    return jax.tree.map(lambda a, b: jnp.where(state.done, a, b), state, new)
+
+
+def while_loop(state: SearchState, round_fn: Callable[[SearchState], SearchState], max_rounds):
+    """The default loop: compiled, stops at `done` (under vmap: when all problems are done)."""
+    return lax.while_loop(lambda s: ~s.done & (s.round < max_rounds), round_fn, state)
+
+
+def python_loop(state: SearchState, round_fn, max_rounds):
+    """A host loop over the same round function (for backends that call a real LLM)."""
+    while not bool(state.done) and int(state.round) < max_rounds:
+        state = round_fn(state)
+    return state
+
+
+def finalize(state: SearchState, config: SearchConfig) -> SearchResult:
+    """Votes over the first N finished solutions."""
+    fin = state.finished
+    valid = jnp.arange(config.finished_capacity) < jnp.minimum(state.num_finished, config.budget)
+    return SearchResult(
+        accuracy=voting.weighted_vote(fin.answer, fin.score, fin.correct, valid),
+        majority=voting.majority_vote(fin.answer, fin.correct, valid),
+        best_of_n=voting.best_of_n(fin.answer, fin.score, fin.correct, valid),
+        pass_at_n=voting.pass_at_n(fin.correct, valid),
+        correct_fraction=voting.correct_fraction(fin.correct, valid),
+        rounds=state.round,
+        num_finished=state.num_finished,
+        finished=fin,
+        trace=state.trace,
+        ledger=state.ledger,
+    )
+
+
+def search(
+    key: PRNGKeyArray,
+    problem: Any,
+    world: World,
+    config: SearchConfig,
+    *,
+    rule: int | Int[Array, ""] = 0,
+    loop: Callable = while_loop,
+) -> SearchResult:
+    """Runs Algorithm 1 on ONE problem (vmap over problems at the edge).
+
+    Args:
+      key: the search's randomness (the world's own per-node draws come from the problem).
+      problem: a problem of `world`.
+      world: a `World` (static; e.g. `SyntheticWorld(config)`).
+      config: N, T_max and the rule(s) (static).
+      rule: which of `config.rules` to run (may be traced).
+      loop: `while_loop` (compiled, default) or `python_loop` (host backends).
+
+    Returns:
+      SearchResult: votes (weighted = the paper's accuracy, majority, best-of-N, pass@N), the
+      finished solutions, the per-round trace and the cost ledger.
+    """
+    state = init_state(key, problem, world, config, rule)
+    state = loop(state, lambda s: search_round(s, problem, world, config), config.max_rounds)
+    return finalize(state, config)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticWorld:
+    """The synthetic reasoning-tree world (`dora_jax.world`) behind the `World` protocol."""
+
+    config: Any  # dora_jax.world.WorldConfig
+
+    def sample_problem(self, key: PRNGKeyArray):
+        from dora_jax import world
+
+        return world.sample_problem(key, self.config)
+
+    def init(self, problem, num_slots: int):
+        from dora_jax import world
+
+        return world.init_slots(problem, self.config, num_slots)
+
+    def expand(self, key, problem, slots, final):
+        from dora_jax import world
+
+        return world.expand(key, problem, slots, self.config, final=final)
+
+    def score(self, key, problem, slots):
+        from dora_jax import world
+
+        return world.score(key, problem, slots, self.config)
+
+    def embed(self, key, problem, slots):
+        from dora_jax import world
+
+        return world.embed(key, problem, slots, self.config)
+
+    def path_tokens(self, slots):
+        return slots.tokens
+
+    def prompt_tokens(self) -> int:
+        return self.config.prompt_tokens
+
+    def truth(self, slots):
+        """The ground-truth success probability p of each slot's node (for oracle rules)."""
+        return slots.p
