@@ -3,10 +3,16 @@
 Tests import the installed package (`pip install -e .[dev]`), never the source tree by path.
 """
 
+import pathlib
+
 import jax
 import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+# Identical programs compiled by different tests (or xdist workers) are compiled once per run.
+_CACHE = pathlib.Path(__file__).resolve().parents[1] / ".cache" / "jax-tests"
+jax.config.update("jax_compilation_cache_dir", str(_CACHE))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 @pytest.fixture

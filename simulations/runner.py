@@ -1,0 +1,260 @@
+"""The Monte Carlo runner behind `dora simulate`: methods × budgets × seeds on a synthetic world.
+
+Pairing: for a seed s, the P problems and the search keys are the same for every method and every
+budget, so method differences are paired (their variance excludes the problem-to-problem spread).
+One compiled, vmapped search per budget serves every method (the rule index is a runtime
+argument). The batch of problems is sharded over all visible devices (`jax.sharding`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from dora_jax import ledger as ledger_lib
+from dora_jax.search import SearchConfig, SyntheticWorld, search
+from simulations.spec import ExperimentSpec
+
+Z95 = 1.959963984540054
+
+
+def _mesh() -> Mesh:
+    return Mesh(np.asarray(jax.devices()), ("problems",))
+
+
+def _shard(tree: Any, mesh: Mesh) -> Any:
+    sharding = NamedSharding(mesh, PartitionSpec("problems"))
+    return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+
+
+def padded_count(problems: int, devices: int) -> int:
+    return -(-problems // devices) * devices
+
+
+def make_batch(spec: ExperimentSpec, seed: int, count: int):
+    """Problems and search keys for one seed (identical for every method and budget)."""
+    sw = SyntheticWorld(spec.world)
+    k_problems, k_search = jax.random.split(jax.random.key(seed))
+    problems = jax.vmap(sw.sample_problem)(jax.random.split(k_problems, count))
+    return problems, jax.random.split(k_search, count)
+
+
+def compile_search(spec: ExperimentSpec, budget: int, batch):
+    config = SearchConfig(budget, spec.rules, spec.max_rounds)
+    world = SyntheticWorld(spec.world)
+    fn = jax.jit(
+        jax.vmap(lambda k, pr, i: search(k, pr, world, config, rule=i), in_axes=(0, 0, None))
+    )
+    problems, keys = batch
+    return fn.lower(keys, problems, jnp.int32(0)).compile()
+
+
+def summarize(result, spec: ExperimentSpec, problems: int) -> dict[str, Any]:
+    """Means over the first `problems` rows of a batched SearchResult (padding dropped)."""
+
+    def rows(x):
+        return np.asarray(x)[:problems]
+
+    out: dict[str, Any] = {}
+    for name, field in (
+        ("accuracy", "accuracy"),
+        ("majority_accuracy", "majority"),
+        ("best_of_n_accuracy", "best_of_n"),
+        ("pass_at_n", "pass_at_n"),
+        ("correct_fraction", "correct_fraction"),
+    ):
+        values = rows(getattr(result, field)).astype(np.float64)
+        out[name] = float(values.mean())
+        out[f"{name}_se"] = float(values.std(ddof=1) / math.sqrt(problems)) if problems > 1 else 0.0
+    led = jax.tree.map(rows, result.ledger)
+    out["rollouts"] = float(led.rollouts.mean())
+    out["rounds"] = float(rows(result.rounds).mean())
+    out["tokens"] = {
+        "policy": float(led.policy_tokens.mean()),
+        "prm": float(led.prm_tokens.mean()),
+        "prm_cached": float(led.prm_tokens_cached.mean()),
+        "embedding": float(led.embed_tokens.mean()),
+    }
+    flops = ledger_lib.flops(
+        ledger_lib.Ledger(*(np.asarray(x, np.float64) for x in led)), spec.model_sizes
+    )
+    out["flops"] = {name: float(np.mean(value)) for name, value in flops.items()}
+    out["per_problem_accuracy"] = rows(result.accuracy).astype(np.int8)
+    return out
+
+
+def run(
+    spec: ExperimentSpec,
+    *,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Runs the whole grid; returns one record per (method, budget, seed)."""
+    mesh = _mesh()
+    count = padded_count(spec.problems, mesh.size)
+    batches = {seed: _shard(make_batch(spec, seed, count), mesh) for seed in range(spec.seeds)}
+    versions = {"jax": jax.__version__, "devices": mesh.size, "platform": jax.devices()[0].platform}
+    records = []
+    for budget in spec.budgets:
+        start = time.perf_counter()
+        compiled = compile_search(spec, budget, batches[0])
+        compile_s = time.perf_counter() - start
+        for seed in range(spec.seeds):
+            problems, keys = batches[seed]
+            for index, rule in enumerate(spec.rules):
+                start = time.perf_counter()
+                result = jax.block_until_ready(compiled(keys, problems, jnp.int32(index)))
+                wall = time.perf_counter() - start
+                record = {
+                    "method": rule.label,
+                    "budget": budget,
+                    "seed": seed,
+                    **summarize(result, spec, spec.problems),
+                    "problems": spec.problems,
+                    "world": spec.world_name,
+                    "wall_s": wall,
+                    "compile_s": compile_s,
+                    "versions": versions,
+                }
+                records.append(record)
+                if on_record:
+                    on_record(record)
+                if progress:
+                    progress(f"{rule.label} N={budget} seed={seed}")
+    return records
+
+
+# --- aggregation, files, plots ----------------------------------------------------------
+
+
+def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (method, budget): accuracies pooled over seeds with a 95% CI over problems × seeds."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    rows = []
+    for (method, budget), rs in groups.items():
+        outcomes = np.concatenate([np.asarray(r["per_problem_accuracy"]) for r in rs])
+        mean = float(outcomes.mean())
+        half = (
+            Z95 * float(outcomes.std(ddof=1)) / math.sqrt(len(outcomes)) if len(outcomes) > 1 else 0
+        )
+        rows.append(
+            {
+                "method": method,
+                "budget": budget,
+                "seeds": len(rs),
+                "accuracy": mean,
+                "ci95": half,
+                "majority_accuracy": float(np.mean([r["majority_accuracy"] for r in rs])),
+                "best_of_n_accuracy": float(np.mean([r["best_of_n_accuracy"] for r in rs])),
+                "pass_at_n": float(np.mean([r["pass_at_n"] for r in rs])),
+                "rollouts": float(np.mean([r["rollouts"] for r in rs])),
+                "flops": float(np.mean([r["flops"]["total"] for r in rs])),
+            }
+        )
+    return rows
+
+
+def paired_differences(records: Iterable[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
+    """method − reference accuracy per budget, paired over (seed, problem), with a 95% CI."""
+    by_key = {(r["method"], r["budget"], r["seed"]): r for r in records}
+    out = []
+    for method, budget, seed in sorted(by_key):
+        if method == reference or seed != 0:
+            continue
+        diffs = []
+        s = 0
+        while (method, budget, s) in by_key and (reference, budget, s) in by_key:
+            a = np.asarray(by_key[(method, budget, s)]["per_problem_accuracy"], np.float64)
+            b = np.asarray(by_key[(reference, budget, s)]["per_problem_accuracy"], np.float64)
+            diffs.append(a - b)
+            s += 1
+        if not diffs:
+            continue
+        d = np.concatenate(diffs)
+        half = Z95 * float(d.std(ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+        out.append(
+            {"method": method, "budget": budget, "difference": float(d.mean()), "ci95": half}
+        )
+    return out
+
+
+def public_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The JSONL record (per-problem outcomes kept compactly as a 0/1 string)."""
+    out = dict(record)
+    out["per_problem_accuracy"] = "".join(map(str, np.asarray(record["per_problem_accuracy"])))
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    write_atomic(path, "".join(json.dumps(public_record(r)) + "\n" for r in records))
+
+
+def plot(rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
+    """accuracy vs N (95% bands) and accuracy vs FLOPs; PNG files written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    paths = []
+    for xkey, xlabel, name in (
+        ("budget", "rollout budget N", "accuracy_vs_budget.png"),
+        ("flops", "FLOPs per problem (policy + PRM + embedder)", "accuracy_vs_flops.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+        for method in methods:
+            rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["budget"])
+            x = np.array([r[xkey] for r in rs], float)
+            y = np.array([100 * r["accuracy"] for r in rs])
+            h = np.array([100 * r["ci95"] for r in rs])
+            ax.plot(x, y, marker="o", label=method)
+            ax.fill_between(x, y - h, y + h, alpha=0.15)
+        ax.set_xscale("log", base=2 if xkey == "budget" else 10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("accuracy (PRM-weighted vote), %")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / name
+        tmp = out_dir / f".{name}.tmp.png"
+        fig.savefig(tmp)
+        plt.close(fig)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table: accuracy ± 95% CI per method (rows) and budget (columns)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    budgets = sorted({r["budget"] for r in rows})
+    cell = {(r["method"], r["budget"]): r for r in rows}
+    width = max(12, *(len(m) for m in methods)) + 1
+    lines = [f"{'accuracy %':<{width}}" + "".join(f"{'N=' + str(b):>14}" for b in budgets)]
+    for m in methods:
+        parts = []
+        for b in budgets:
+            r = cell.get((m, b))
+            parts.append(f"{100 * r['accuracy']:>8.1f} ±{100 * r['ci95']:>4.1f}" if r else " " * 14)
+        lines.append(f"{m:<{width}}" + "".join(parts))
+    return "\n".join(lines)
