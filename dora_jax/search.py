@@ -170,7 +170,6 @@ class SearchState(NamedTuple):
     """The whole search of one problem: fixed shapes, masks, no Python objects."""
 
     keys: PRNGKeyArray  # [T, 4] per-round keys, drawn once (one RNG call site, not one per round)
-    rule: Int[Array, ""]  # index into config.rules
     round: Int[Array, ""]
     done: Bool[Array, ""]
     slots: Any
@@ -202,15 +201,13 @@ def init_state(
 ) -> SearchState:
     n, f, t = config.budget, config.finished_capacity, config.max_rounds
     widths = jnp.asarray([r.beam_width for r in config.rules], jnp.int32)
-    rule = jnp.asarray(rule, jnp.int32)
     return SearchState(
         keys=jax.random.split(key, (t, 4)),
-        rule=rule,
         round=jnp.zeros((), jnp.int32),
         done=jnp.zeros((), bool),
         slots=world.init(problem, n),
         alive=jnp.ones((n,), bool),
-        group=jnp.arange(n, dtype=jnp.int32) // widths[rule],
+        group=jnp.arange(n, dtype=jnp.int32) // widths[jnp.asarray(rule, jnp.int32)],
         num_finished=jnp.zeros((), jnp.int32),
         finished=Finished(
             answer=jnp.full((f,), voting.NO_ANSWER, jnp.int32),
@@ -248,14 +245,19 @@ def parents_from_counts(counts: Int[Array, " N"]) -> tuple[Int[Array, " N"], Boo
     return jnp.where(filled, jnp.minimum(parent, n - 1), 0), filled
 
 
-def reallocate(rule: Rule, config: SearchConfig, key, scores, survivors, embeddings, group):
-    """Counts B over the survivors and the next round's slots: (counts, parent, next_alive)."""
+def reallocate(rule: Rule, config: SearchConfig, key, scores, survivors, embed, group):
+    """Counts B over the survivors and the next round's slots: (counts, parent, next_alive).
+
+    `embed()` computes the survivors' embeddings; only rules that read them call it, so inside a
+    multi-rule search the other branches never pay for the embedder.
+    """
     n = config.budget
     if not rule.refills:  # temperature sampling: every survivor continues on its own slot
         return survivors.astype(jnp.int32), jnp.arange(n, dtype=jnp.int32), survivors
     hp = dict(rule.hyperparameters)
     if rule.method == "dvts":
         hp["groups"] = group
+    embeddings = embed() if rule.uses_embeddings else None
     counts = RULES[rule.method].allocate(
         key, scores, jnp.int32(n), mask=survivors, embeddings=embeddings, **hp
     )
@@ -263,8 +265,14 @@ def reallocate(rule: Rule, config: SearchConfig, key, scores, survivors, embeddi
     return counts, parent, filled
 
 
-def search_round(state: SearchState, problem: Any, world: World, config: SearchConfig):
-    """One round of Algorithm 1 (a no-op once `state.done`)."""
+def search_round(
+    state: SearchState, problem: Any, world: World, config: SearchConfig, rule=0
+) -> SearchState:
+    """One round of Algorithm 1 (a no-op once `state.done`) with rule `config.rules[rule]`.
+
+    `rule` is deliberately not part of the carried state: kept outside, it stays unbatched under
+    `vmap`, so `lax.switch` remains a real branch and only the chosen rule runs.
+    """
     n = config.budget
     t = state.round
     k_expand, k_score, k_embed, k_alloc = state.keys[t]
@@ -293,22 +301,24 @@ def search_round(state: SearchState, problem: Any, world: World, config: SearchC
     stop = state.done | final | (num_finished >= n) | ~jnp.any(survivors)
 
     # Allocate N over the survivors and re-slot.
-    embeddings = world.embed(k_embed, problem, slots) if config.uses_embeddings else None
+    def embed():
+        return world.embed(k_embed, problem, slots)
+
     branches = [
-        functools.partial(reallocate, rule, config, k_alloc, scores, survivors, embeddings)
-        for rule in config.rules
+        functools.partial(reallocate, r, config, k_alloc, scores, survivors, embed)
+        for r in config.rules
     ]
     if len(branches) == 1:
         counts, parent, next_alive = branches[0](state.group)
     else:
-        counts, parent, next_alive = lax.switch(state.rule, branches, state.group)
+        counts, parent, next_alive = lax.switch(rule, branches, state.group)
     counts = jnp.where(stop, 0, counts)
     next_alive = next_alive & ~stop
     next_slots = jax.tree.map(lambda x: x[parent], slots)
 
     active = jnp.sum(alive).astype(jnp.int32)
     prompt = jnp.int32(world.prompt_tokens())
-    reads = jnp.asarray([rule.uses_embeddings for rule in config.rules])[state.rule]
+    reads = jnp.asarray([r.uses_embeddings for r in config.rules])[rule]
     embedded = survivors & ~stop & reads
     led = state.ledger
     ledger = Ledger(
@@ -334,7 +344,6 @@ def search_round(state: SearchState, problem: Any, world: World, config: SearchC
     )
     new = SearchState(
         keys=state.keys,
-        rule=state.rule,
         round=t + 1,
         done=stop,
         slots=next_slots,
@@ -403,7 +412,8 @@ def search(
       finished solutions, the per-round trace and the cost ledger.
     """
     state = init_state(key, problem, world, config, rule)
-    state = loop(state, lambda s: search_round(s, problem, world, config), config.max_rounds)
+    rule = jnp.asarray(rule, jnp.int32)
+    state = loop(state, lambda s: search_round(s, problem, world, config, rule), config.max_rounds)
     return finalize(state, config)
 
 

@@ -8,6 +8,8 @@ argument). The batch of problems is sharded over all visible devices (`jax.shard
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import json
 import math
 import os
@@ -43,9 +45,13 @@ def padded_count(problems: int, devices: int) -> int:
 
 def make_batch(spec: ExperimentSpec, seed: int, count: int):
     """Problems and search keys for one seed (identical for every method and budget)."""
-    sw = SyntheticWorld(spec.world)
+    return _batch(SyntheticWorld(spec.world), seed, count)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _batch(world: SyntheticWorld, seed: int, count: int):
     k_problems, k_search = jax.random.split(jax.random.key(seed))
-    problems = jax.vmap(sw.sample_problem)(jax.random.split(k_problems, count))
+    problems = jax.vmap(world.sample_problem)(jax.random.split(k_problems, count))
     return problems, jax.random.split(k_search, count)
 
 
@@ -105,33 +111,40 @@ def run(
     batches = {seed: _shard(make_batch(spec, seed, count), mesh) for seed in range(spec.seeds)}
     versions = {"jax": jax.__version__, "devices": mesh.size, "platform": jax.devices()[0].platform}
     records = []
-    for budget in spec.budgets:
-        start = time.perf_counter()
-        compiled = compile_search(spec, budget, batches[0])
-        compile_s = time.perf_counter() - start
-        for seed in range(spec.seeds):
-            problems, keys = batches[seed]
-            for index, rule in enumerate(spec.rules):
-                start = time.perf_counter()
-                result = jax.block_until_ready(compiled(keys, problems, jnp.int32(index)))
-                wall = time.perf_counter() - start
-                record = {
-                    "method": rule.label,
-                    "budget": budget,
-                    "seed": seed,
-                    **summarize(result, spec, spec.problems),
-                    "problems": spec.problems,
-                    "world": spec.world_name,
-                    "wall_s": wall,
-                    "compile_s": compile_s,
-                    "versions": versions,
-                }
-                records.append(record)
-                if on_record:
-                    on_record(record)
-                if progress:
-                    progress(f"{rule.label} N={budget} seed={seed}")
+    # Compile the next budget's search in a background thread while this one runs (XLA compiles
+    # without holding the GIL, so compilation and computation overlap on a 2-core machine).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        futures = [pool.submit(_timed_compile, spec, b, batches[0]) for b in spec.budgets]
+        for budget, future in zip(spec.budgets, futures, strict=True):
+            compiled, compile_s = future.result()
+            for seed in range(spec.seeds):
+                problems, keys = batches[seed]
+                for index, rule in enumerate(spec.rules):
+                    start = time.perf_counter()
+                    result = jax.block_until_ready(compiled(keys, problems, jnp.int32(index)))
+                    record = {
+                        "method": rule.label,
+                        "budget": budget,
+                        "seed": seed,
+                        **summarize(result, spec, spec.problems),
+                        "problems": spec.problems,
+                        "world": spec.world_name,
+                        "wall_s": time.perf_counter() - start,
+                        "compile_s": compile_s,
+                        "versions": versions,
+                    }
+                    records.append(record)
+                    if on_record:
+                        on_record(record)
+                    if progress:
+                        progress(f"{rule.label} N={budget} seed={seed}")
     return records
+
+
+def _timed_compile(spec: ExperimentSpec, budget: int, batch):
+    start = time.perf_counter()
+    compiled = compile_search(spec, budget, batch)
+    return compiled, time.perf_counter() - start
 
 
 # --- aggregation, files, plots ----------------------------------------------------------
