@@ -65,7 +65,7 @@ def hamilton(
     floor = jnp.floor(quota)
     remainder = jnp.where(mask, quota - floor, 0)
     base = jnp.where(mask, floor.astype(jnp.int32), 0)
-    leftover = n - jnp.sum(base)
+    leftover = n - jnp.sum(base, dtype=jnp.int32)
     rank = rank_descending(remainder, mask, key)
     return base + ((rank < leftover) & mask).astype(jnp.int32)
 
@@ -84,9 +84,9 @@ def round_half_even_then_cycle(
     """
     n = jnp.asarray(budget, jnp.int32)
     a = jnp.where(mask, jnp.round(n.astype(shares.dtype) * shares).astype(jnp.int32), 0)
-    total = jnp.sum(a)
+    total = jnp.sum(a, dtype=jnp.int32)
     safe = jnp.maximum(total, 1)
-    start = jnp.cumsum(a) - a
+    start = jnp.cumsum(a, dtype=jnp.int32) - a
     cycled = a * (n // safe) + jnp.clip(n % safe - start, 0, a)
     return jnp.where(total > 0, cycled, hamilton(shares, budget, mask, key))
 

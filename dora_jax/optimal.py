@@ -31,9 +31,9 @@ from jaxtyping import Array, Bool, Float, Int
 from dora_jax import _checks
 from dora_jax.apportion import full_mask
 
-# Above this argument, log Γ(a + n) − log Γ(a) uses the Stirling difference (no cancellation of
-# two O(a log a) numbers); below it, lgamma directly. The series is truncated after the a^-5
-# term: the next term is below 1/(1680·a^7) ≈ 6e-11 at a = 10.
+# log Γ(a + n) − log Γ(a) is computed as a Stirling difference from this argument on (smaller
+# arguments are first shifted up by summing logs). The series stops after the z^-7 term: the
+# next one is below 1/(1188·z^9) ≈ 8e-13 at z = 10.
 _STIRLING_FROM = 10.0
 
 
@@ -84,7 +84,7 @@ def _greedy(
         lo, hi, c_lo, c_hi = carry
         mid = lo + (hi - lo) // 2
         c_mid = counts(mid)
-        fits = jnp.sum(c_mid) <= n
+        fits = jnp.sum(c_mid, dtype=jnp.int32) <= n
         return (
             jnp.where(fits, lo, mid),
             jnp.where(fits, mid, hi),
@@ -97,8 +97,8 @@ def _greedy(
     # Converged: hi is the smallest float with Σ c(hi) ≤ N and lo its predecessor; the gains in
     # (lo, hi] are equal as floats and the N − Σ c(hi) still owed go to the lowest indices.
     tied = jnp.maximum(c_lo - c_hi, 0)
-    rest = n - jnp.sum(c_hi)
-    before = jnp.cumsum(tied) - tied
+    rest = n - jnp.sum(c_hi, dtype=jnp.int32)
+    before = jnp.cumsum(tied, dtype=jnp.int32) - tied
     return c_hi + jnp.clip(rest - before, 0, tied)
 
 
@@ -141,15 +141,29 @@ def optimal_counts(
 
 
 def _log_rising_ratio(a: Float[Array, " K"], n: Float[Array, " K"]) -> Float[Array, " K"]:
-    """log Γ(a + n) − log Γ(a) for a ≥ 0, n ≥ 0 (0 when n = 0, −inf when a = 0 < n)."""
-    big = a >= _STIRLING_FROM
-    sa = jnp.where(big, a, _STIRLING_FROM)
-    sb = sa + n
-    series = (1 / sb - 1 / sa) / 12 - (1 / sb**3 - 1 / sa**3) / 360 + (1 / sb**5 - 1 / sa**5) / 1260
-    stirling = (sa - 0.5) * jnp.log1p(n / sa) + n * jnp.log(sb) - n + series
-    direct = jax.scipy.special.gammaln(a + n) - jax.scipy.special.gammaln(a)
-    out = jnp.where(big, stirling, direct)
-    return jnp.where(n == 0, 0, jnp.where(a == 0, -jnp.inf, out))
+    """log Γ(a + n) − log Γ(a) = Σ_{r<n} log(a + r), for a ≥ 0, n ≥ 0, without cancellation.
+
+    The first m = ⌈10 − a⌉⁺ terms (a fixed-size masked sum) bring the argument into the Stirling
+    region a + m ≥ 10; the rest is a Stirling *difference* (no two O(a log a) numbers subtract).
+    0 when n = 0, −inf when a = 0 < n.
+    """
+    shift = jnp.clip(jnp.ceil(_STIRLING_FROM - a), 0, _STIRLING_FROM)
+    head_len = jnp.minimum(n, shift)
+    r = jnp.arange(int(_STIRLING_FROM), dtype=a.dtype)
+    terms = jnp.log(a[..., None] + r)
+    head = jnp.sum(jnp.where(r < head_len[..., None], terms, 0), axis=-1)
+    sa = a + shift  # ≥ 10
+    rest = jnp.maximum(n - shift, 0)
+    sb = sa + rest
+    # lnΓ(z) = (z − ½) ln z − z + ½ ln 2π + 1/(12z) − 1/(360z³) + 1/(1260z⁵) − 1/(1680z⁷) + …
+    series = (
+        (1 / sb - 1 / sa) / 12
+        - (1 / sb**3 - 1 / sa**3) / 360
+        + (1 / sb**5 - 1 / sa**5) / 1260
+        - (1 / sb**7 - 1 / sa**7) / 1680
+    )
+    tail = (sa - 0.5) * jnp.log1p(rest / sa) + rest * jnp.log(sb) - rest + series
+    return head + tail
 
 
 def log_failure_terms(
@@ -252,8 +266,9 @@ def expected_failure(
 ) -> Float[Array, ""]:
     """E Π_i (1 − p_i)^{B_i} for p_i ~ Beta(κ w_i, κ(1 − w_i)) (Eqs. 5–7), exactly.
 
-    Π_i Π_{r<B_i} (κ(1−w_i)+r)/(κ+r) evaluated as exp of log-gamma differences, with a Stirling
-    difference for arguments ≥ 10 so that large κ loses no precision. With `directions`,
+    Π_i Π_{r<B_i} (κ(1−w_i)+r)/(κ+r) evaluated as exp of log-gamma differences: a short sum of
+    logs up to argument 10, then a Stirling difference, so no κ or B loses precision (relative
+    error ~1e-12 in float64). With `directions`,
     candidates sharing an id share one p (w_d = mean of members' w, B_d = Σ of members' B).
     1 − expected_failure is the probability that at least one rollout succeeds.
     """

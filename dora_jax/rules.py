@@ -71,7 +71,7 @@ def beam_search(
     del embeddings
     rank = rank_descending(scores, mask, key)
     n = jnp.asarray(budget, jnp.int32)
-    beams = jnp.clip(n // beam_width, 1, jnp.sum(mask))
+    beams = jnp.clip(n // beam_width, 1, jnp.sum(mask, dtype=jnp.int32))
     return _evenly(n, rank, mask & (rank < beams))
 
 
@@ -104,7 +104,7 @@ def dvts(
     present = (jax.ops.segment_sum(leader.astype(jnp.int32), groups, num_segments=k) > 0).astype(
         jnp.int32
     )
-    position = (jnp.cumsum(present) - present)[groups]
+    position = (jnp.cumsum(present, dtype=jnp.int32) - present)[groups]
     return _evenly(budget, position, leader)
 
 

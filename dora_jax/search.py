@@ -238,7 +238,7 @@ def _count_distinct(ids: Int[Array, " N"], mask: Bool[Array, " N"]) -> Int[Array
 def parents_from_counts(counts: Int[Array, " N"]) -> tuple[Int[Array, " N"], Bool[Array, " N"]]:
     """New slot s continues the candidate j with cumsum(B)_{j-1} ≤ s < cumsum(B)_j."""
     n = counts.shape[0]
-    ends = jnp.cumsum(counts)
+    ends = jnp.cumsum(counts, dtype=jnp.int32)
     slot = jnp.arange(n, dtype=jnp.int32)
     parent = jnp.searchsorted(ends, slot, side="right").astype(jnp.int32)
     filled = slot < ends[-1]
@@ -285,7 +285,7 @@ def search_round(
     survivors = alive & ~step.finished
 
     # Append the finished slots to the buffer, in slot order.
-    position = state.num_finished + jnp.cumsum(ended) - ended.astype(jnp.int32)
+    position = state.num_finished + jnp.cumsum(ended, dtype=jnp.int32) - ended.astype(jnp.int32)
     where = jnp.where(ended, position, config.finished_capacity)  # out of range: dropped
     path_tokens = world.path_tokens(slots)
     fin = state.finished
@@ -324,15 +324,17 @@ def search_round(
     ledger = Ledger(
         rollouts=led.rollouts + active,
         policy_tokens=led.policy_tokens
-        + jnp.sum(jnp.where(alive, step.tokens, 0))
+        + jnp.sum(jnp.where(alive, step.tokens, 0), dtype=jnp.int32)
         + jnp.where(t == 0, prompt, 0),
         prm_calls=led.prm_calls + active,
-        prm_tokens=led.prm_tokens + jnp.sum(jnp.where(alive, path_tokens + prompt, 0)),
+        prm_tokens=led.prm_tokens
+        + jnp.sum(jnp.where(alive, path_tokens + prompt, 0), dtype=jnp.int32),
         prm_tokens_cached=led.prm_tokens_cached
-        + jnp.sum(jnp.where(alive, step.tokens, 0))
+        + jnp.sum(jnp.where(alive, step.tokens, 0), dtype=jnp.int32)
         + jnp.where(t == 0, prompt, 0),
         embed_calls=led.embed_calls + jnp.sum(embedded).astype(jnp.int32),
-        embed_tokens=led.embed_tokens + jnp.sum(jnp.where(embedded, path_tokens, 0)),
+        embed_tokens=led.embed_tokens
+        + jnp.sum(jnp.where(embedded, path_tokens, 0), dtype=jnp.int32),
     )
     tr = state.trace
     trace = Trace(
