@@ -189,3 +189,13 @@ def test_benchmark_script_runs_with_tiny_arguments():
         sum(line.startswith(("rebase", "dora", "optimal")) for line in result.stdout.splitlines())
         == 4
     )
+
+
+def test_search_benchmark_runs_with_tiny_arguments():
+    script = ROOT / "benchmarks" / "search_throughput.py"
+    args = ["--problems", "4", "--reference-problems", "1", "--budget", "4", "--methods", "rebase"]
+    result = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("rebase")
