@@ -37,7 +37,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from dora_jax import voting
+from dora_jax import voting, world
 from dora_jax.api import RULES
 from dora_jax.ledger import Ledger
 from dora_jax.rules import BEAM_WIDTH
@@ -423,31 +423,21 @@ def search(
 class SyntheticWorld:
     """The synthetic reasoning-tree world (`dora_jax.world`) behind the `World` protocol."""
 
-    config: Any  # dora_jax.world.WorldConfig
+    config: world.WorldConfig
 
     def sample_problem(self, key: PRNGKeyArray):
-        from dora_jax import world
-
         return world.sample_problem(key, self.config)
 
     def init(self, problem, num_slots: int):
-        from dora_jax import world
-
         return world.init_slots(problem, self.config, num_slots)
 
     def expand(self, key, problem, slots, final):
-        from dora_jax import world
-
         return world.expand(key, problem, slots, self.config, final=final)
 
     def score(self, key, problem, slots):
-        from dora_jax import world
-
         return world.score(key, problem, slots, self.config)
 
     def embed(self, key, problem, slots):
-        from dora_jax import world
-
         return world.embed(key, problem, slots, self.config)
 
     def path_tokens(self, slots):
