@@ -235,20 +235,11 @@ def simulate(
 def _run_simulation(spec, out: Path, *, plots: bool, as_json: bool) -> None:
     import time
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from simulations import runner
 
     total = len(spec.budgets) * spec.seeds * len(spec.rules)
     start = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=_stderr_console(),
-        transient=True,
-    ) as bar:
+    with _progress_bar() as bar:
         task = bar.add_task(f"simulating ({spec.world_name})", total=total)
         records = runner.run(
             spec, progress=lambda label: bar.update(task, advance=1, description=label)
@@ -281,10 +272,19 @@ def _run_simulation(spec, out: Path, *, plots: bool, as_json: bool) -> None:
     typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))
 
 
-def _stderr_console():
+def _progress_bar():
+    """The progress bar of the long commands: on stderr, cleared when done."""
     from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Console(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
 
 
 @app.command()
@@ -301,8 +301,6 @@ def verify(
     """Check the paper's claims numerically and print a verdict per claim."""
     import time
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from theory import runner
 
     ids = None if only is None else [i.strip() for i in only.split(",") if i.strip()]
@@ -318,14 +316,7 @@ def verify(
     mode = "thorough" if thorough else "default"
     total = len(ids) if ids is not None else len(runner.claim_ids())
     start = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=_stderr_console(),
-        transient=True,
-    ) as bar:
+    with _progress_bar() as bar:
         task = bar.add_task(f"verifying ({mode})", total=total)
         done = {"n": 0}
 
