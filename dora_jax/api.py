@@ -51,6 +51,7 @@ RULES: Mapping[str, Rule] = {
         },
     ),
     "optimal": Rule(rules.optimal, None, {"kappa": 1.0, "temperature": None, "directions": None}),
+    "oracle": Rule(rules.oracle, None, {}),
 }
 
 METHODS: tuple[str, ...] = tuple(RULES)
@@ -126,7 +127,8 @@ def allocate(
 
     Args:
       method: one of `METHODS`: "temperature_sampling" (Eq. 1), "beam_search" (Eq. 2),
-        "dvts" (Eq. 3), "rebase" (Eq. 4), "dora" (Eqs. 10–13), "optimal" (Eq. 7).
+        "dvts" (Eq. 3), "rebase" (Eq. 4), "dora" (Eqs. 10–13), "optimal" (Eq. 7), "oracle"
+        (all N on the highest score: pass the TRUE success probabilities as scores).
       scores: Float[K], the candidates' PRM scores R (for "optimal" without a temperature: the
         prior means w in [0, 1]).
       budget: N ≥ 1 (may be traced: no recompilation for a new N).

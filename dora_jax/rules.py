@@ -249,3 +249,26 @@ def optimal(
         else rebase_weights(scores, mask=mask, temperature=temperature)
     )
     return optimal_counts(w, budget, kappa, mask, directions)
+
+
+# --- the oracle (knows the truth) ------------------------------------------------------------
+
+
+def oracle(
+    key: PRNGKeyArray | None,
+    scores: Float[Array, " K"],
+    budget: Int[Array, ""],
+    *,
+    mask: Bool[Array, " K"],
+    embeddings: Float[Array, "K E"] | None = None,
+) -> Int[Array, " K"]:
+    """All N on the candidate with the highest TRUE success probability (scores = true p).
+
+    The κ → ∞ limit of Eq. 7 (Prop. 1) with w = p: when p is known, P(≥ 1 success) =
+    1 − Π(1 − p_i)^{B_i} is maximized by putting every rollout on argmax p. Ties go to the lower
+    index (a random one with `key`). In the engine the scores it sees are the world's ground
+    truth (`World.truth`), so it is an upper reference for a simulated world, not a method.
+    """
+    del embeddings
+    best = (rank_descending(scores, mask, key) == 0) & mask
+    return jnp.where(best, jnp.asarray(budget, jnp.int32), 0).astype(jnp.int32)

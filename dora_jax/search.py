@@ -44,7 +44,8 @@ from dora_jax.rules import BEAM_WIDTH
 
 MAX_ROUNDS = 40  # T_max, the paper's num_iterations
 EMBEDDING_RULES = ("dora",)  # rules that read embeddings (only these pay for the embedder)
-REFILL_RULES = ("beam_search", "dvts", "rebase", "dora", "optimal")
+REFILL_RULES = ("beam_search", "dvts", "rebase", "dora", "optimal", "oracle")
+TRUTH_RULES = ("oracle",)  # rules that read the ground truth (`World.truth`; simulators only)
 
 
 class World(Protocol):
@@ -245,13 +246,16 @@ def parents_from_counts(counts: Int[Array, " N"]) -> tuple[Int[Array, " N"], Boo
     return jnp.where(filled, jnp.minimum(parent, n - 1), 0), filled
 
 
-def reallocate(rule: Rule, config: SearchConfig, key, scores, survivors, embed, group):
+def reallocate(rule: Rule, config: SearchConfig, key, scores, survivors, embed, truth, group):
     """Counts B over the survivors and the next round's slots: (counts, parent, next_alive).
 
-    `embed()` computes the survivors' embeddings; only rules that read them call it, so inside a
-    multi-rule search the other branches never pay for the embedder.
+    `embed()` computes the survivors' embeddings and `truth()` their true success probabilities;
+    only rules that read them call them, so inside a multi-rule search the other branches never
+    pay for the embedder.
     """
     n = config.budget
+    if rule.method in TRUTH_RULES:
+        scores = truth()
     if not rule.refills:  # temperature sampling: every survivor continues on its own slot
         return survivors.astype(jnp.int32), jnp.arange(n, dtype=jnp.int32), survivors
     hp = dict(rule.hyperparameters)
@@ -304,8 +308,16 @@ def search_round(
     def embed():
         return world.embed(k_embed, problem, slots)
 
+    def truth():
+        if not hasattr(world, "truth"):
+            raise ValueError(
+                f"the oracle rule needs a world that knows the truth (World.truth); "
+                f"{type(world).__name__} has none"
+            )
+        return world.truth(slots).astype(jnp.float32)
+
     branches = [
-        functools.partial(reallocate, r, config, k_alloc, scores, survivors, embed)
+        functools.partial(reallocate, r, config, k_alloc, scores, survivors, embed, truth)
         for r in config.rules
     ]
     if len(branches) == 1:

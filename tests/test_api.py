@@ -29,7 +29,18 @@ def test_public_api_is_pinned():
         "rebase",
         "dora",
         "optimal",
+        "oracle",
     )
+
+
+def test_oracle_puts_everything_on_the_true_best():
+    p = jnp.asarray([0.2, 0.7, 0.7, 0.9, 0.1], jnp.float32)
+    np.testing.assert_array_equal(dora_jax.allocate("oracle", p, 16), [0, 0, 0, 16, 0])
+    mask = jnp.asarray([True, True, True, False, True])
+    # ties go to the lower index; masked candidates never get anything
+    np.testing.assert_array_equal(dora_jax.allocate("oracle", p, 16, mask=mask), [0, 16, 0, 0, 0])
+    counts = dora_jax.allocate("oracle", p, 16, mask=mask, key=jax.random.key(3))
+    assert int(counts.sum()) == 16 and set(np.flatnonzero(np.asarray(counts))) <= {1, 2}
 
 
 # --- the paper's own cases ---------------------------------------------------------------

@@ -32,6 +32,7 @@ RULES = [
     ("optimal", {"kappa": 1.0}),
     ("optimal", {"kappa": 0.01, "temperature": 0.1}),
     ("optimal", {"kappa": 1e4}),
+    ("oracle", {}),
 ]
 IDS = [m + "".join(f"-{k}={v}" for k, v in hp.items()) for m, hp in RULES]
 K, E = 12, 6
