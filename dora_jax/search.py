@@ -43,8 +43,8 @@ from dora_jax.ledger import Ledger
 from dora_jax.rules import BEAM_WIDTH
 
 MAX_ROUNDS = 40  # T_max, the paper's num_iterations
-EMBEDDING_RULES = ("dora",)  # rules that read embeddings (only these pay for the embedder)
-REFILL_RULES = ("beam_search", "dvts", "rebase", "dora", "optimal", "oracle")
+EMBEDDING_RULES = ("dora", "bayes")  # rules that read embeddings (only these pay for the embedder)
+REFILL_RULES = ("beam_search", "dvts", "rebase", "dora", "optimal", "oracle", "bayes")
 TRUTH_RULES = ("oracle",)  # rules that read the ground truth (`World.truth`; simulators only)
 
 
@@ -56,17 +56,24 @@ class World(Protocol):
 
     def init(self, problem: Any, num_slots: int) -> Any: ...
 
-    def expand(self, key: PRNGKeyArray, problem: Any, slots: Any, final: Bool[Array, ""]):
+    def expand(
+        self, key: PRNGKeyArray, problem: Any, slots: Any, final: Bool[Array, ""], active=None
+    ):
         """Every slot generates one step → (new slots, step) with step fields finished,
-        correct, answer, tokens, direction (each [N])."""
+        correct, answer, tokens, direction (each [N]). `active` (Bool[N] or None = all): the
+        slots whose result the engine reads; a costly backend skips the others."""
 
-    def score(self, key: PRNGKeyArray, problem: Any, slots: Any) -> Float[Array, " N"]: ...
+    def score(self, key: PRNGKeyArray, problem: Any, slots: Any, active=None) -> Float[Array, " N"]:
+        """The PRM score of each slot's last step (only `active` ones are read)."""
 
-    def embed(self, key: PRNGKeyArray, problem: Any, slots: Any) -> Float[Array, "N E"]: ...
+    def embed(
+        self, key: PRNGKeyArray, problem: Any, slots: Any, active=None
+    ) -> Float[Array, "N E"]:
+        """Unit embeddings of the slots' partial solutions (only `active` ones are read)."""
 
     def path_tokens(self, slots: Any) -> Int[Array, " N"]: ...
 
-    def prompt_tokens(self) -> int: ...
+    def prompt_tokens(self, problem: Any) -> Int[Array, ""]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,17 +204,24 @@ class SearchResult(NamedTuple):
     ledger: Ledger
 
 
+def _budget(config: SearchConfig, budget) -> Int[Array, ""]:
+    """The rollout budget N: `config.budget` (the number of slots) unless a smaller one is given."""
+    return jnp.asarray(config.budget if budget is None else budget, jnp.int32)
+
+
 def init_state(
-    key: PRNGKeyArray, problem: Any, world: World, config: SearchConfig, rule=0
+    key: PRNGKeyArray, problem: Any, world: World, config: SearchConfig, rule=0, *, budget=None
 ) -> SearchState:
     n, f, t = config.budget, config.finished_capacity, config.max_rounds
     widths = jnp.asarray([r.beam_width for r in config.rules], jnp.int32)
     return SearchState(
-        keys=jax.random.split(key, (t, 4)),
+        # = jax.random.split(key, (t, 4)) bit for bit (threefry_partitionable), which XLA CPU takes
+        # ~1.5 s longer to compile
+        keys=jax.random.split(key, t * 4).reshape(t, 4),
         round=jnp.zeros((), jnp.int32),
         done=jnp.zeros((), bool),
         slots=world.init(problem, n),
-        alive=jnp.ones((n,), bool),
+        alive=jnp.arange(n) < _budget(config, budget),
         group=jnp.arange(n, dtype=jnp.int32) // widths[jnp.asarray(rule, jnp.int32)],
         num_finished=jnp.zeros((), jnp.int32),
         finished=Finished(
@@ -246,7 +260,9 @@ def parents_from_counts(counts: Int[Array, " N"]) -> tuple[Int[Array, " N"], Boo
     return jnp.where(filled, jnp.minimum(parent, n - 1), 0), filled
 
 
-def reallocate(rule: Rule, config: SearchConfig, key, scores, survivors, embed, truth, group):
+def reallocate(
+    rule: Rule, config: SearchConfig, key, scores, survivors, embed, truth, group, budget=None
+):
     """Counts B over the survivors and the next round's slots: (counts, parent, next_alive).
 
     `embed()` computes the survivors' embeddings and `truth()` their true success probabilities;
@@ -263,28 +279,29 @@ def reallocate(rule: Rule, config: SearchConfig, key, scores, survivors, embed, 
         hp["groups"] = group
     embeddings = embed() if rule.uses_embeddings else None
     counts = RULES[rule.method].allocate(
-        key, scores, jnp.int32(n), mask=survivors, embeddings=embeddings, **hp
+        key, scores, _budget(config, budget), mask=survivors, embeddings=embeddings, **hp
     )
     parent, filled = parents_from_counts(counts)
     return counts, parent, filled
 
 
 def search_round(
-    state: SearchState, problem: Any, world: World, config: SearchConfig, rule=0
+    state: SearchState, problem: Any, world: World, config: SearchConfig, rule=0, *, budget=None
 ) -> SearchState:
     """One round of Algorithm 1 (a no-op once `state.done`) with rule `config.rules[rule]`.
 
     `rule` is deliberately not part of the carried state: kept outside, it stays unbatched under
-    `vmap`, so `lax.switch` remains a real branch and only the chosen rule runs.
+    `vmap`, so `lax.switch` remains a real branch and only the chosen rule runs. So is `budget`
+    (see `search`).
     """
-    n = config.budget
+    n = _budget(config, budget)
     t = state.round
     k_expand, k_score, k_embed, k_alloc = state.keys[t]
     final = t >= config.max_rounds - 1
     alive = state.alive & ~state.done
 
-    slots, step = world.expand(k_expand, problem, state.slots, final)
-    scores = world.score(k_score, problem, slots).astype(jnp.float32)
+    slots, step = world.expand(k_expand, problem, state.slots, final, active=alive)
+    scores = world.score(k_score, problem, slots, active=alive).astype(jnp.float32)
     ended = alive & step.finished
     survivors = alive & ~step.finished
 
@@ -306,7 +323,7 @@ def search_round(
 
     # Allocate N over the survivors and re-slot.
     def embed():
-        return world.embed(k_embed, problem, slots)
+        return world.embed(k_embed, problem, slots, active=survivors)
 
     def truth():
         if not hasattr(world, "truth"):
@@ -317,7 +334,9 @@ def search_round(
         return world.truth(slots).astype(jnp.float32)
 
     branches = [
-        functools.partial(reallocate, r, config, k_alloc, scores, survivors, embed, truth)
+        functools.partial(
+            reallocate, r, config, k_alloc, scores, survivors, embed, truth, budget=budget
+        )
         for r in config.rules
     ]
     if len(branches) == 1:
@@ -329,7 +348,7 @@ def search_round(
     next_slots = jax.tree.map(lambda x: x[parent], slots)
 
     active = jnp.sum(alive).astype(jnp.int32)
-    prompt = jnp.int32(world.prompt_tokens())
+    prompt = jnp.asarray(world.prompt_tokens(problem), jnp.int32)
     reads = jnp.asarray([r.uses_embeddings for r in config.rules])[rule]
     embedded = survivors & ~stop & reads
     led = state.ledger
@@ -384,16 +403,20 @@ def python_loop(state: SearchState, round_fn, max_rounds):
     return state
 
 
-def finalize(state: SearchState, config: SearchConfig) -> SearchResult:
+def finalize(state: SearchState, config: SearchConfig, *, budget=None) -> SearchResult:
     """Votes over the first N finished solutions."""
     fin = state.finished
-    valid = jnp.arange(config.finished_capacity) < jnp.minimum(state.num_finished, config.budget)
+    # Only the first N slots of the buffer can count: vote over them alone (the pairwise votes
+    # cost O(F²), a quarter of it this way).
+    n = config.budget
+    answer, score, correct = fin.answer[:n], fin.score[:n], fin.correct[:n]
+    valid = jnp.arange(n) < jnp.minimum(state.num_finished, _budget(config, budget))
     return SearchResult(
-        accuracy=voting.weighted_vote(fin.answer, fin.score, fin.correct, valid),
-        majority=voting.majority_vote(fin.answer, fin.correct, valid),
-        best_of_n=voting.best_of_n(fin.answer, fin.score, fin.correct, valid),
-        pass_at_n=voting.pass_at_n(fin.correct, valid),
-        correct_fraction=voting.correct_fraction(fin.correct, valid),
+        accuracy=voting.weighted_vote(answer, score, correct, valid),
+        majority=voting.majority_vote(answer, correct, valid),
+        best_of_n=voting.best_of_n(answer, score, correct, valid),
+        pass_at_n=voting.pass_at_n(correct, valid),
+        correct_fraction=voting.correct_fraction(correct, valid),
         rounds=state.round,
         num_finished=state.num_finished,
         finished=fin,
@@ -409,6 +432,7 @@ def search(
     config: SearchConfig,
     *,
     rule: int | Int[Array, ""] = 0,
+    budget: int | Int[Array, ""] | None = None,
     loop: Callable = while_loop,
 ) -> SearchResult:
     """Runs Algorithm 1 on ONE problem (vmap over problems at the edge).
@@ -419,16 +443,69 @@ def search(
       world: a `World` (static; e.g. `SyntheticWorld(config)`).
       config: N, T_max and the rule(s) (static).
       rule: which of `config.rules` to run (may be traced).
+      budget: the rollout budget N, 1 ≤ N ≤ `config.budget` (the default; may be traced, is not
+        checked). A smaller budget runs in the `config.budget` slots with the extra ones dead
+        from the start, so one compiled search serves several budgets: the same search as one
+        compiled for N when the world's draws for slot i do not depend on the number of slots
+        (SyntheticWorld's do not), bit for bit except that DORA's sums over the slots may round
+        differently in the last bit (and so rarely break a float near-tie the other way). The
+        result keeps the `config.budget` shapes (F = 2·config.budget, trace [T, config.budget]).
       loop: `while_loop` (compiled, default) or `python_loop` (host backends).
 
     Returns:
       SearchResult: votes (weighted = the paper's accuracy, majority, best-of-N, pass@N), the
       finished solutions, the per-round trace and the cost ledger.
     """
-    state = init_state(key, problem, world, config, rule)
+    state = init_state(key, problem, world, config, rule, budget=budget)
     rule = jnp.asarray(rule, jnp.int32)
-    state = loop(state, lambda s: search_round(s, problem, world, config, rule), config.max_rounds)
-    return finalize(state, config)
+
+    def round_fn(s):
+        return search_round(s, problem, world, config, rule, budget=budget)
+
+    state = loop(state, round_fn, config.max_rounds)
+    return finalize(state, config, budget=budget)
+
+
+def search_batch(
+    keys: PRNGKeyArray,
+    problems: Any,
+    world: World,
+    config: SearchConfig,
+    *,
+    rule: int = 0,
+) -> SearchResult:
+    """Runs Algorithm 1 on a batch of problems with the round loop on the host.
+
+    Each round is one compiled, vmapped `search_round`, so a host backend (`backends.host_world`)
+    receives every problem's work of the round in one call; the loop stops when every problem
+    is done. Same results as `jax.vmap(search)` (the rounds are the same functions).
+
+    Args:
+      keys: PRNGKey[P], one per problem.
+      problems: a batch of problems (leading axis P).
+      world, config: as in `search`.
+      rule: which of `config.rules` to run (a Python int: one compiled round per rule).
+
+    Returns:
+      SearchResult with leading axis P.
+    """
+    init, step, final = _batch_functions(world, config, int(rule))
+    state = init(keys, problems)
+    for _ in range(config.max_rounds):
+        if bool(jnp.all(state.done)):
+            break
+        state = step(state, problems)
+    return final(state)
+
+
+@functools.lru_cache(maxsize=64)
+def _batch_functions(world: World, config: SearchConfig, rule: int):
+    """The compiled pieces of `search_batch`, once per (world, config, rule)."""
+    index = jnp.int32(rule)
+    init = jax.jit(jax.vmap(lambda k, p: init_state(k, p, world, config, index)))
+    step = jax.jit(jax.vmap(lambda s, p: search_round(s, p, world, config, index)))
+    final = jax.jit(jax.vmap(lambda s: finalize(s, config)))
+    return init, step, final
 
 
 @dataclasses.dataclass(frozen=True)
@@ -443,19 +520,23 @@ class SyntheticWorld:
     def init(self, problem, num_slots: int):
         return world.init_slots(problem, self.config, num_slots)
 
-    def expand(self, key, problem, slots, final):
+    def expand(self, key, problem, slots, final, active=None):
+        del active  # every slot costs the same here
         return world.expand(key, problem, slots, self.config, final=final)
 
-    def score(self, key, problem, slots):
+    def score(self, key, problem, slots, active=None):
+        del active
         return world.score(key, problem, slots, self.config)
 
-    def embed(self, key, problem, slots):
+    def embed(self, key, problem, slots, active=None):
+        del active
         return world.embed(key, problem, slots, self.config)
 
     def path_tokens(self, slots):
         return slots.tokens
 
-    def prompt_tokens(self) -> int:
+    def prompt_tokens(self, problem=None) -> int:
+        del problem  # every problem's prompt has the same length here
         return self.config.prompt_tokens
 
     def truth(self, slots):

@@ -57,14 +57,16 @@ children, a function of id(v) (all copies of v share them):
     β_k ~ Beta(1, α),   π_k = β_k·Π_{j<k}(1 − β_j),   cumulative C_k = 1 − exp(−Σ_{j≤k} E_j/α)
 
 with E_j ~ Exp(1) (since 1 − β_j = exp(−E_j/α)). Each copy draws u ~ U(0, 1) from its own key
-and takes child k if C_{k−1} ≤ u < C_k. The leftover mass Π_{k<M}(1 − β_k) ≈ (α/(1 + α))^M
-(1e-8 at the defaults) opens a new child, index M + slot index, unique to that copy. Given the
-weights the copies are i.i.d., hence exchangeable; marginally the partition of n copies is a
-Chinese restaurant process with concentration α (up to the leftover mass being split into
-singletons), so E[#distinct children] = Σ_{i<n} α/(α + i). α = ∞ gives C ≡ 0: every copy opens its
-own child (no redundancy); small α puts many copies on one child, with very unequal sizes (the k_j
-of Prop. 2). All copies of a node expand in the same round (every active slot of round t sits at
-depth t), so the sharing is complete.
+and takes child k if C_{k−1} ≤ u < C_k, i.e. k = #{j ≤ M : S_j ≤ −α·log(1 − u)} with
+S_j = Σ_{i≤j} E_i (the code adds sticks until S_j passes the copy's threshold). The leftover
+mass Π_{k<M}(1 − β_k) ≈ (α/(1 + α))^M (1e-8 at the defaults) opens a new child, index
+M + slot index, unique to that copy. Given the weights the copies are i.i.d., hence
+exchangeable; marginally the partition of n copies is a Chinese restaurant process with
+concentration α (up to the leftover mass being split into singletons), so E[#distinct children] =
+Σ_{i<n} α/(α + i). α = ∞ gives C ≡ 0: every copy opens its own child (no redundancy); small α puts
+many copies on one child, with very unequal sizes (the k_j of Prop. 2). All copies of a node
+expand in the same round (every active slot of round t sits at depth t), so the sharing is
+complete.
 
 Depth and tokens
 ----------------
@@ -136,6 +138,7 @@ recompile.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Literal, NamedTuple
 
@@ -165,7 +168,7 @@ PRM_MODES: tuple[str, ...] = ("beta", "logit_noise")
 
 # Probabilities and scores live in [_CLIP, 1 - _CLIP]: keeps Beta parameters > 0 and logits finite.
 _CLIP = 1e-6
-# Proposals per Gamma draw (see _log_gamma); a draw consumes 2·_PROPOSALS + 1 uniforms.
+# Proposals per Gamma draw (see _log_gammas); a draw reserves 2·_PROPOSALS + 1 uniforms.
 _PROPOSALS = 8
 _GAMMA_U = 2 * _PROPOSALS + 1
 
@@ -372,8 +375,11 @@ class Step(NamedTuple):
 # (key words, stream tag) and mix is the "triple32" 32-bit permutation (C. Wellons'
 # hash-prospector; bias ≈ 0.02, near the ideal). Streams (tags) separate the uses of one key; the
 # same key and tag give the same bits. Child ids are the same hash of (parent id, child index).
-# Normals are inverse-CDF transforms; Beta draws use a fixed number of Marsaglia–Tsang proposals
-# (_log_gamma); token counts use the Wilson–Hilferty approximation (_gamma_tokens).
+# Normals are inverse-CDF transforms; Beta draws use at most _PROPOSALS Marsaglia–Tsang proposals
+# (_log_gammas); token counts use the Wilson–Hilferty approximation (_gamma_tokens). Word i of a
+# stream depends on i alone, so a draw that reads its words one at a time in a while loop (the
+# Gamma proposals, the GEM sticks) gets the same bits however long the loop runs: a batched loop
+# runs until its slowest element is done, and XLA compiles a loop body once, small.
 
 _GOLDEN = 0x9E3779B9
 _STREAM_VALUES = 1  # a node's own quantities (p, score, leaf, correct, label, vector)
@@ -436,27 +442,41 @@ def _mix32(x: UInt32[Array, "*S"]) -> UInt32[Array, "*S"]:
     return x ^ (x >> jnp.uint32(14))
 
 
-def _bits(
-    key_data: UInt32[Array, " KD"], stream: int, shape: tuple[int, ...]
-) -> UInt32[Array, "..."]:
-    """Pseudo-random uint32 words: a keyed counter hash of (key data, stream tag)."""
+def _digest(key_data: UInt32[Array, " KD"], stream: int) -> UInt32[Array, " 2"]:
+    """(a, b): the 64-bit digest of (key data, stream tag) that keys a counter stream."""
     a = _mix32(jnp.uint32((stream * _GOLDEN) & 0xFFFFFFFF))
     b = _mix32(a ^ jnp.uint32(0x85EBCA6B))
     for j in range(key_data.shape[-1]):
         word = key_data[..., j]
         a = _mix32(a ^ word)
         b = _mix32(b + (word ^ jnp.uint32(0xC2B2AE35)))
+    return jnp.stack([a, b], axis=-1)
+
+
+def _words(digest: UInt32[Array, " 2"], counter: UInt32[Array, "*S"]) -> UInt32[Array, "*S"]:
+    """Words number `counter` (may be traced) of the stream keyed by `digest`."""
+    return _mix32(_mix32(counter * jnp.uint32(_GOLDEN) ^ digest[..., 0]) + digest[..., 1])
+
+
+def _bits(
+    key_data: UInt32[Array, " KD"], stream: int, shape: tuple[int, ...]
+) -> UInt32[Array, "..."]:
+    """Pseudo-random uint32 words: a keyed counter hash of (key data, stream tag)."""
     counter = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
-    return _mix32(_mix32(counter * jnp.uint32(_GOLDEN) ^ a) + b)
+    return _words(_digest(key_data, stream), counter)
+
+
+def _open_uniform(x: UInt32[Array, "*S"]) -> Float[Array, "*S"]:
+    """Uniforms on the open interval (0, 1) (23-bit grid, midpoints) from words."""
+    # 23 bits + 1/2: k + 0.5 (k < 2^23) is exact in float32, so u ∈ [2^-24, 1 − 2^-24].
+    return ((x >> jnp.uint32(9)).astype(jnp.float32) + 0.5) * jnp.float32(2.0**-23)
 
 
 def _uniforms(
     key_data: UInt32[Array, " KD"], stream: int, shape: tuple[int, ...]
 ) -> Float[Array, "..."]:
     """Uniforms on the open interval (0, 1) (23-bit grid, midpoints)."""
-    x = _bits(key_data, stream, shape)
-    # 23 bits + 1/2: k + 0.5 (k < 2^23) is exact in float32, so u ∈ [2^-24, 1 − 2^-24].
-    return ((x >> jnp.uint32(9)).astype(jnp.float32) + 0.5) * jnp.float32(2.0**-23)
+    return _open_uniform(_bits(key_data, stream, shape))
 
 
 def _normal(u: Float[Array, "*S"]) -> Float[Array, "*S"]:
@@ -464,41 +484,68 @@ def _normal(u: Float[Array, "*S"]) -> Float[Array, "*S"]:
     return jnp.float32(math.sqrt(2.0)) * jax.lax.erf_inv(2.0 * u - 1.0)
 
 
-def _log_gamma(u: Float[Array, "*S U"], a: Float[Array, "*S"]) -> Float[Array, "*S"]:
-    """log of a Gamma(a, 1) draw from U = 2·_PROPOSALS + 1 uniforms (Marsaglia & Tsang 2000).
+def _log_gammas(
+    digest: UInt32[Array, " 2"], starts: tuple[int, ...], shapes: tuple[Float[Array, ""], ...]
+) -> tuple[Float[Array, ""], ...]:
+    """logs of independent Gamma(a_i, 1) draws, a_i = shapes[i] (Marsaglia & Tsang 2000); draw i
+    reads the 2·_PROPOSALS + 1 uniforms at counters starts[i] + [0, _GAMMA_U) of `digest`.
 
-    jax.random.gamma's rejection while-loop costs ~2 s of XLA compile per call site on CPU. Here
-    _PROPOSALS proposals are made at once and an accepted one is kept; each is accepted with
-    probability ≥ 0.95 (a ≥ 1), so all fail with probability ≤ 0.05^8 ≈ 4e-11, and then the mode
-    is returned. a < 1 is boosted: Gamma(a) = Gamma(a + 1)·U^(1/a). Logs keep Beta draws with
-    tiny parameters accurate.
+    jax.random.gamma's rejection loop costs ~2 s of XLA compile per call site on CPU. Here
+    proposal j reads fixed counters (its normal at j, its acceptance uniform at _PROPOSALS + j) and
+    the first accepted one is kept; each is accepted with probability ≥ 0.95 (a ≥ 1), so all
+    _PROPOSALS fail with probability ≤ 0.05^8 ≈ 4e-11, and then the mode is returned. Which
+    proposal is kept depends only on which were accepted, never on their values, so the kept one
+    is exactly Gamma. The proposals run in a while loop, one per draw and iteration, that stops
+    once every draw has accepted one (under vmap: every draw of the batch, after 3–5 iterations
+    at the engine's sizes instead of always computing all 8), so XLA compiles the sampler once
+    and small; when the loop stops never changes a bit of the result. a < 1 is boosted:
+    Gamma(a) = Gamma(a + 1)·U^(1/a) (the last uniform). Logs keep Beta draws with tiny
+    parameters accurate.
     """
-    a = jnp.asarray(a, jnp.float32)
-    x = _normal(u[..., :_PROPOSALS])
-    log_accept = jnp.log(u[..., _PROPOSALS : 2 * _PROPOSALS])
-    log_boost = jnp.log(u[..., 2 * _PROPOSALS])
-    small = a < 1.0
-    d = (jnp.where(small, a + 1.0, a) - jnp.float32(1.0 / 3.0))[..., None]
-    v = (1.0 + jax.lax.rsqrt(9.0 * d) * x) ** 3
-    log_v = jnp.log(jnp.where(v > 0, v, 1.0))
-    ok = (v > 0) & (log_accept < 0.5 * x * x + d - d * v + d * log_v)
-
-    # One variadic reduce keeps an accepted proposal (the choice depends only on which were
-    # accepted, never on their values, so the kept value is exactly Gamma) and lets XLA fuse the
-    # proposals into a single consumer instead of recomputing them per consumer.
-    def keep_accepted(left, right):
-        return left[0] | right[0], jnp.where(left[0], left[1], right[1])
-
-    _, log_v_kept = jax.lax.reduce(
-        (ok, log_v), (False, jnp.float32(0.0)), keep_accepted, (ok.ndim - 1,)
+    shapes = tuple(jnp.asarray(a, jnp.float32) for a in shapes)
+    small = tuple(a < 1.0 for a in shapes)
+    d = tuple(
+        jnp.where(s, a + 1.0, a) - jnp.float32(1.0 / 3.0)
+        for s, a in zip(small, shapes, strict=True)
     )
-    log_g = jnp.log(d[..., 0]) + log_v_kept
-    return jnp.where(small, log_g + log_boost / a, log_g)
+    c = tuple(jax.lax.rsqrt(9.0 * di) for di in d)
+
+    def uniform(counter):
+        return _open_uniform(_words(digest, counter))
+
+    def undecided(carry):  # NaN marks a draw that has accepted no proposal yet
+        j, kept = carry
+        return (j < _PROPOSALS) & functools.reduce(jnp.logical_or, map(jnp.isnan, kept))
+
+    def propose(carry):
+        j, kept = carry
+        counter = j.astype(jnp.uint32)
+        new = []
+        for start, di, ci, k in zip(starts, d, c, kept, strict=True):
+            x = _normal(uniform(counter + jnp.uint32(start)))
+            v = (1.0 + ci * x) ** 3
+            log_v = jnp.log(jnp.where(v > 0, v, 1.0))
+            log_accept = jnp.log(uniform(counter + jnp.uint32(start + _PROPOSALS)))
+            ok = (v > 0) & (log_accept < 0.5 * x * x + di - di * v + di * log_v)
+            new.append(jnp.where(jnp.isnan(k) & ok, log_v, k))
+        return j + 1, tuple(new)
+
+    start = (jnp.int32(0), tuple(jnp.float32(jnp.nan) for _ in shapes))
+    _, kept = jax.lax.while_loop(undecided, propose, start)
+    out = []
+    for start, a, s, di, k in zip(starts, shapes, small, d, kept, strict=True):
+        log_g = jnp.log(di) + jnp.where(jnp.isnan(k), 0.0, k)  # log v = 0: the mode
+        log_boost = jnp.log(uniform(jnp.uint32(start + 2 * _PROPOSALS)))
+        out.append(jnp.where(s, log_g + log_boost / a, log_g))
+    return tuple(out)
 
 
-def _beta(u: Float[Array, "2 U"], a: Float[Array, ""], b: Float[Array, ""]) -> Float[Array, ""]:
-    """A Beta(a, b) draw X/(X + Y), X ~ Gamma(a), Y ~ Gamma(b), computed in logs."""
-    log_x, log_y = _log_gamma(u, jnp.stack([a, b]).astype(jnp.float32))
+def _beta(
+    digest: UInt32[Array, " 2"], start: int, a: Float[Array, ""], b: Float[Array, ""]
+) -> Float[Array, ""]:
+    """A Beta(a, b) draw X/(X + Y), X ~ Gamma(a), Y ~ Gamma(b) (computed in logs), from the
+    2·_GAMMA_U uniforms at counters start + [0, 2·_GAMMA_U) of `digest`."""
+    log_x, log_y = _log_gammas(digest, (start, start + _GAMMA_U), (a, b))
     return jnp.exp(log_x - jnp.logaddexp(log_x, log_y))
 
 
@@ -523,10 +570,12 @@ def _label(u: Float[Array, ""], config: WorldConfig) -> Int[Array, ""]:
     return 1 + jnp.minimum(jnp.floor(u * a).astype(jnp.int32), a - 1)
 
 
-def _node_values(node: UInt32[Array, " 2"], config: WorldConfig) -> dict[str, Float[Array, "..."]]:
-    """The named uniforms of a node's own quantities."""
+def _node_values(
+    digest: UInt32[Array, " 2"], config: WorldConfig
+) -> dict[str, Float[Array, "..."]]:
+    """The named uniforms of a node's own quantities (digest: _digest(id, _STREAM_VALUES))."""
     fields, size = _node_layout(config)
-    u = _uniforms(node, _STREAM_VALUES, (size,))
+    u = _open_uniform(_words(digest, jnp.arange(size, dtype=jnp.uint32)))
     return {name: u[sl] for name, sl in fields.items()}
 
 
@@ -598,8 +647,8 @@ def sample_problem(key: PRNGKeyArray, config: WorldConfig) -> Problem:
     """
     key_data = _key_data(key)
     root = _bits(key_data, _STREAM_ROOT, (2,))
-    u = _uniforms(key_data, _STREAM_DIFFICULTY, (2, _GAMMA_U))
-    p_root = _beta(u, jnp.float32(config.difficulty_a), jnp.float32(config.difficulty_b))
+    a, b = jnp.float32(config.difficulty_a), jnp.float32(config.difficulty_b)
+    p_root = _beta(_digest(key_data, _STREAM_DIFFICULTY), 0, a, b)
     return Problem(key=root, p_root=_clip_prob(p_root))
 
 
@@ -613,7 +662,7 @@ def init_slots(problem: Problem, config: WorldConfig, num_slots: int) -> Slots:
     Returns:
       Slots with leading axis N.
     """
-    values = _node_values(problem.key, config)
+    values = _node_values(_digest(problem.key, _STREAM_VALUES), config)
     label = _label(values["new_label"][0], config)
     vector = _normalize(_normal(values["vector"]))
     p = jnp.asarray(problem.p_root, jnp.float32)
@@ -637,9 +686,25 @@ def _child_index(
     fresh = jnp.int32(m) + slot_index.astype(jnp.int32)
     if math.isinf(config.alpha):
         return fresh
-    e = -jnp.log(_uniforms(node, _STREAM_STICKS, (m,)))  # Exp(1)
-    cumulative = -jnp.expm1(-jnp.cumsum(e) * jnp.float32(1.0 / config.alpha))  # C_k
-    k = jnp.sum(cumulative <= u).astype(jnp.int32)  # C_{k-1} <= u < C_k
+    # The child k with C_{k-1} <= u < C_k is the number of k <= M with C_k <= u, i.e. with
+    # S_k = Σ_{j<=k} E_j <= t = −α·log(1 − u) (module doc). The partial sums grow one stick at a
+    # time in a loop that stops at the first S_k > t (under vmap: once every copy has, after
+    # ≈ ln(P·N)/ln(1 + 1/α) sticks, ~40 at P·N = 51200 and α = 3) instead of drawing all M sticks
+    # of every copy; stick j is word j - 1 of the node's stick stream however long the loop runs.
+    digest = _digest(node, _STREAM_STICKS)
+    t = -jnp.float32(config.alpha) * jnp.log1p(-u)
+
+    def below(carry):  # S_k <= t so far: k = count, s = S_k
+        k, s = carry
+        return (k < m) & (s <= t)
+
+    def add_stick(carry):
+        k, s = carry
+        e = -jnp.log(_open_uniform(_words(digest, k.astype(jnp.uint32))))  # E_{k+1} ~ Exp(1)
+        s = s + e
+        return jnp.where(s <= t, k + 1, k), jnp.where(s <= t, s, jnp.inf)
+
+    k, _ = jax.lax.while_loop(below, add_stick, (jnp.int32(0), jnp.float32(0.0)))
     return jnp.where(k < m, k, fresh)
 
 
@@ -652,16 +717,18 @@ def _child(
     config: WorldConfig,
 ):
     """Node-level quantities of a child, from its id and its parent's state."""
-    v = _node_values(child, config)
+    digest = _digest(child, _STREAM_VALUES)
+    v = _node_values(digest, config)
+    fields, _ = _node_layout(config)
     c = config.branch_concentration
-    branch_u = v["branch"].reshape(2, _GAMMA_U)
-    w_hidden = _clip_prob(_beta(branch_u, c * p, c * (1.0 - p)))
+    w_hidden = _clip_prob(_beta(digest, fields["branch"].start, c * p, c * (1.0 - p)))
     if math.isinf(config.kappa):
         p_child = w_hidden
     else:
         kappa = config.kappa
-        p_u = v["p"].reshape(2, _GAMMA_U)
-        p_child = _clip_prob(_beta(p_u, kappa * w_hidden, kappa * (1.0 - w_hidden)))
+        p_child = _clip_prob(
+            _beta(digest, fields["p"].start, kappa * w_hidden, kappa * (1.0 - w_hidden))
+        )
     if config.prm_mode == "beta":
         w_child = w_hidden
     else:

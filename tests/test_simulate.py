@@ -97,6 +97,22 @@ def test_same_seed_same_records():
             assert np.array_equal(np.asarray(value), np.asarray(b[key])), key
 
 
+def test_budgets_share_compiled_searches_and_records_do_not_depend_on_them():
+    """Budgets up to 64 run in one search of 64 slots, so a budget's record is the same whichever
+    other budgets the spec lists."""
+    budgets = (1, 16, 64, 65, 128, 256, 300)
+    assert [runner.slots_for(b) for b in budgets] == [64, 64, 64, 256, 256, 256, 300]
+    alone = runner.run(spec.build_spec(world="redundant", seeds=1, **TINY))
+    grid = runner.run(spec.build_spec(world="redundant", seeds=1, **{**TINY, "budgets": [8, 4]}))
+    order = [("rebase", 4), ("dora", 4), ("rebase", 8), ("dora", 8)]
+    assert [(r["method"], r["budget"]) for r in grid] == order  # the spec's order
+    drop = ("wall_s", "compile_s")
+    for a, b in zip(alone, grid[:2], strict=True):
+        for key, value in a.items():
+            if key not in drop:
+                assert np.array_equal(np.asarray(value), np.asarray(b[key])), key
+
+
 def test_two_devices_give_identical_results(tmp_path):
     """The problem batch sharded over 2 (host) devices computes exactly what one device does."""
     code = (

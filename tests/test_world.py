@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.special
 import scipy.stats
 
 import dora_jax.world as W
@@ -337,6 +338,89 @@ def test_beta_mode_satisfies_eq6():
         assert_close_mc(p[sel] - w[sel], 0.0, f"E[p - w | w in [{lo:.2f}, {hi:.2f}]]")
         resid = (p[sel] - w[sel]) ** 2 - w[sel] * (1 - w[sel]) / (kappa + 1)
         assert_close_mc(resid, 0.0, f"Var[p | w in [{lo:.2f}, {hi:.2f}]]")
+
+
+# Oracles of the two samplers that read their uniforms in a loop (world.py §randomness): the
+# float64 NumPy transcription of the module doc's equations, fed the same uniforms, must pick the
+# same proposal / child. A float32 decision that lands within ORACLE_MARGIN of its boundary may
+# legitimately go either way, so such draws are left out (a few in 10^4).
+ORACLE_MARGIN = 1e-4
+
+
+def _gamma_oracle(u: np.ndarray, a: float) -> tuple[float, bool]:
+    """log Gamma(a) from one draw's _GAMMA_U uniforms: the first accepted Marsaglia–Tsang
+    proposal (mode if none), a < 1 boosted; and whether every decision was clear of its edge."""
+    u = u.astype(np.float64)
+    d = (a + 1 if a < 1 else a) - 1 / 3
+    c = 1 / math.sqrt(9 * d)
+    kept, clear = 0.0, True
+    for j in range(W._PROPOSALS):
+        x = math.sqrt(2) * scipy.special.erfinv(2 * u[j] - 1)
+        v = (1 + c * x) ** 3
+        if v <= 0:
+            clear &= v < -ORACLE_MARGIN
+            continue
+        margin = 0.5 * x * x + d - d * v + d * math.log(v) - math.log(u[W._PROPOSALS + j])
+        clear &= abs(margin) > ORACLE_MARGIN
+        if margin > 0:
+            kept = math.log(v)
+            break
+    log_g = math.log(d) + kept
+    if a < 1:
+        log_g += math.log(u[2 * W._PROPOSALS]) / a
+    return log_g, clear
+
+
+def test_gamma_sampler_matches_its_oracle():
+    """_log_gammas keeps exactly the first accepted of the proposals its counters name, whatever
+    the other draws of the batch need (the loop runs until the slowest one has accepted)."""
+    n = 2048
+    shapes = np.array([0.05, 0.4, 0.999, 1.0, 2.5, 15.0, 30.0, 400.0], np.float32)
+    keys = jax.random.key_data(jax.random.split(jax.random.key(41), n))
+    draw = jax.jit(
+        jax.vmap(
+            jax.vmap(
+                lambda kd, a: W._log_gammas(W._digest(kd, W._STREAM_VALUES), (5,), (a,))[0],
+                in_axes=(None, 0),
+            ),
+            in_axes=(0, None),
+        )
+    )
+    got = np.asarray(draw(keys, jnp.asarray(shapes)), np.float64)
+    uniforms = jax.vmap(lambda kd: W._uniforms(kd, W._STREAM_VALUES, (5 + W._GAMMA_U,)))(keys)
+    uniforms = np.asarray(uniforms)[:, 5:]
+    checked = 0
+    for i in range(n):
+        for a, value in zip(shapes, got[i], strict=True):
+            want, clear = _gamma_oracle(uniforms[i], float(a))
+            if clear:
+                checked += 1
+                assert value == pytest.approx(want, rel=1e-4, abs=1e-4), (i, a)
+    assert checked > 0.99 * n * len(shapes)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 3.0, 40.0])
+def test_child_choice_matches_its_oracle(alpha):
+    """_child_index is the module doc's rule C_{k−1} ≤ u < C_k over the node's M sticks (a fresh
+    child past C_M), though it adds the sticks one at a time and stops early."""
+    config = dataclasses.replace(BASE, alpha=alpha, max_children=16)
+    m, n = config.max_children, 4096
+    nodes = jax.random.key_data(jax.random.split(jax.random.key(42), n))
+    u = np.asarray(jax.random.uniform(jax.random.key(43), (n,), minval=1e-6, maxval=1 - 1e-6))
+    slot = jnp.arange(n, dtype=jnp.int32) % 7
+    got = np.asarray(
+        jax.jit(jax.vmap(lambda v, x, i: W._child_index(v, x, i, config)))(nodes, u, slot)
+    )
+    sticks = np.asarray(jax.vmap(lambda v: W._uniforms(v, W._STREAM_STICKS, (m,)))(nodes))
+    cumulative = -np.expm1(-np.cumsum(-np.log(sticks.astype(np.float64)), axis=1) / alpha)
+    k = np.sum(cumulative <= u[:, None], axis=1)
+    want = np.where(k < m, k, m + np.asarray(slot))
+    clear = np.min(np.abs(cumulative - u[:, None]), axis=1) > ORACLE_MARGIN * 0.1
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(got[clear], want[clear])
+    assert len(np.unique(got)) > 3  # several children and, at α = 40, fresh ones
+    if alpha == 40.0:
+        assert (got >= m).any()
 
 
 def test_difficulty_prior_is_beta():
