@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from dora_jax import _checks, rules
+from dora_jax import _checks, directions, rules
 from dora_jax.apportion import ROUNDINGS, full_mask
 
 
@@ -52,6 +52,18 @@ RULES: Mapping[str, Rule] = {
     ),
     "optimal": Rule(rules.optimal, None, {"kappa": 1.0, "temperature": None, "directions": None}),
     "oracle": Rule(rules.oracle, None, {}),
+    "bayes": Rule(
+        directions.bayes_allocation,
+        None,
+        {
+            "kappa": 1.0,
+            "num_samples": directions.NUM_SAMPLES,
+            "concentration": directions.CONCENTRATION,
+            "merge_cosine": directions.MERGE_COSINE,
+            "score_scale": directions.SCORE_SCALE,
+            "iterations": directions.ITERATIONS,
+        },
+    ),
 }
 
 METHODS: tuple[str, ...] = tuple(RULES)
@@ -128,7 +140,9 @@ def allocate(
     Args:
       method: one of `METHODS`: "temperature_sampling" (Eq. 1), "beam_search" (Eq. 2),
         "dvts" (Eq. 3), "rebase" (Eq. 4), "dora" (Eqs. 10–13), "optimal" (Eq. 7), "oracle"
-        (all N on the highest score: pass the TRUE success probabilities as scores).
+        (all N on the highest score: pass the TRUE success probabilities as scores), "bayes"
+        (Eq. 7 with direction-shared p under a posterior over directions from the embeddings,
+        `dora_jax.directions`; scores are the prior means w in [0, 1]).
       scores: Float[K], the candidates' PRM scores R (for "optimal" without a temperature: the
         prior means w in [0, 1]).
       budget: N ≥ 1 (may be traced: no recompilation for a new N).

@@ -33,6 +33,8 @@ RULES = [
     ("optimal", {"kappa": 0.01, "temperature": 0.1}),
     ("optimal", {"kappa": 1e4}),
     ("oracle", {}),
+    ("bayes", {"kappa": 15.0}),
+    ("bayes", {"kappa": 0.5, "merge_cosine": 0.95, "num_samples": 4}),
 ]
 IDS = [m + "".join(f"-{k}={v}" for k, v in hp.items()) for m, hp in RULES]
 K, E = 12, 6

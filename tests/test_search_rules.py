@@ -59,3 +59,16 @@ def test_oracle_needs_a_world_with_truth():
     problem = world.sample_problem(jax.random.key(0))
     with pytest.raises(ValueError, match="knows the truth"):
         S.search(jax.random.key(1), problem, world, config)
+
+
+def test_bayes_runs_in_the_engine_and_reads_embeddings():
+    world = S.SyntheticWorld(W.preset("paraphrase"))
+    config = S.SearchConfig.make("bayes", 16, max_rounds=10, kappa=15.0)
+    assert config.rules[0].uses_embeddings and config.rules[0].refills
+    keys = jax.random.split(jax.random.key(1), 6)
+    problems = jax.vmap(world.sample_problem)(keys)
+    result = jax.jit(jax.vmap(lambda k, p: S.search(k, p, world, config)))(keys, problems)
+    alloc = np.asarray(result.trace.allocation)
+    assert set(np.unique(alloc.sum(axis=-1))) <= {0, 16}
+    assert (np.asarray(result.ledger.embed_calls) > 0).all()
+    assert (np.asarray(result.num_finished) >= 1).all()
