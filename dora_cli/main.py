@@ -32,6 +32,10 @@ def fail(message: str) -> None:
     raise UsageError(message)
 
 
+class RunError(Exception):
+    """A run that stopped part way (e.g. the model engine crashed): one line, status 1."""
+
+
 def _parse_floats(text: str, what: str) -> list[float]:
     try:
         values = [float(x) for x in text.replace(" ", "").split(",") if x != ""]
@@ -188,6 +192,9 @@ def simulate(
         "runs/simulate"
     ),
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+    kappa_from: Annotated[
+        Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
 ) -> None:
     """Monte Carlo search on a synthetic reasoning-tree world: methods × budgets × seeds."""
@@ -227,6 +234,8 @@ def simulate(
             spec = dataclasses.replace(rebuilt, world=spec.world, world_name=spec.world_name)
     except spec_lib.SpecError as error:
         fail(str(error))
+    if kappa_from is not None:
+        spec = dataclasses.replace(spec, rules=with_kappa(spec.rules, load_kappa(kappa_from)))
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a folder")
     _run_simulation(spec, out, plots=plots, as_json=as_json)
@@ -270,6 +279,394 @@ def _run_simulation(spec, out: Path, *, plots: bool, as_json: bool) -> None:
                 f"{100 * d['difference']:+6.2f} ± {100 * d['ci95']:.2f}"
             )
     typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))
+
+
+@app.command()
+def bench(
+    backend: Annotated[str, typer.Option(help="sim (the synthetic world) or vllm.")] = "sim",
+    recipe: Annotated[
+        str | None, typer.Option(help="A recipe TOML file or a shipped recipe's name.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="math500, aime2024, aime2025 or a JSONL path.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder of the named datasets (default ../shared/data).")
+    ] = None,
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated methods (default: the paper's five).")
+    ] = None,
+    budgets: Annotated[
+        str | None, typer.Option(help="Comma-separated budgets N (default 16,32,64,128,256).")
+    ] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds 0..S-1 (default 1).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first P problems.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Problems per engine batch.")] = None,
+    max_rounds: Annotated[int | None, typer.Option(help="T_max (default 40).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("runs/bench"),
+    plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+    kappa_from: Annotated[
+        Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+) -> None:
+    """The search on MATH500 / AIME: simulated or with a real model stack; resumable."""
+    from backends import bench as bench_lib
+    from backends import datasets
+    from backends import recipe as recipe_lib
+    from dora_jax.search import Rule
+    from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
+
+    if backend not in ("sim", "vllm"):
+        fail(f"unknown backend {backend!r}; choose sim or vllm")
+    try:
+        rec = recipe_lib.load(recipe)
+    except recipe_lib.RecipeError as error:
+        fail(str(error))
+    settings = dict(rec.search)
+    if methods is not None:
+        settings["methods"] = [m for m in methods.split(",") if m]
+    if budgets is not None:
+        try:
+            settings["budgets"] = [int(b) for b in budgets.split(",") if b]
+        except ValueError:
+            fail(f"--budgets must be comma-separated integers, got {budgets!r}")
+    for name, value in (
+        ("dataset", dataset),
+        ("seeds", seeds),
+        ("limit", limit),
+        ("batch_size", batch_size),
+        ("max_rounds", max_rounds),
+    ):
+        if value is not None:
+            settings[name] = value
+    count = settings.get("seeds", 1)
+    if not isinstance(count, int) or count < 1:
+        fail(f"seeds must be an integer >= 1, got {count!r}")
+    lim = settings.get("limit")
+    if lim is not None and (not isinstance(lim, int) or lim < 1):
+        fail(f"limit must be an integer >= 1, got {lim!r}")
+    try:
+        problems = datasets.load_dataset(
+            settings.get("dataset", "math500"), data_dir=data_dir, limit=lim
+        )
+    except datasets.DatasetError as error:
+        fail(str(error))
+    rules = []
+    for item in settings.get("methods", list(PAPER_METHODS)):
+        try:
+            if isinstance(item, str):
+                rules.append(Rule.make(item))
+            elif isinstance(item, dict) and isinstance(item.get("method"), str):
+                hp = {k: v for k, v in item.items() if k != "method"}
+                rules.append(Rule.make(item["method"], **hp))
+            else:
+                fail(f"a method is a name or a table with a 'method' key, got {item!r}")
+        except ValueError as error:
+            fail(str(error))
+    if kappa_from is not None:
+        rules = list(with_kappa(rules, load_kappa(kappa_from)))
+    try:
+        spec = bench_lib.BenchSpec(
+            problems=tuple(problems),
+            rules=tuple(rules),
+            budgets=tuple(sorted(set(settings.get("budgets", list(PAPER_BUDGETS))))),
+            seeds=tuple(range(count)),
+            backend=backend,
+            world=rec.world,
+            max_rounds=settings.get("max_rounds", 40),
+            batch_size=settings.get("batch_size"),
+            model_sizes=rec.models,
+        )
+    except bench_lib.BenchError as error:
+        fail(str(error))
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} exists and is not a folder")
+    make_world = None
+    if backend == "vllm":
+        make_world = _vllm_world(rec)
+    _run_bench(spec, out, make_world, rec, plots=plots, as_json=as_json)
+
+
+def _vllm_world(rec):
+    """A HostWorld factory over a VLLMBackend built from the recipe's [vllm] table."""
+    from backends import recipe as recipe_lib
+
+    if not rec.vllm.get("policy"):
+        fail("--backend vllm needs a recipe with a [vllm] table naming at least the policy")
+    try:
+        recipe_lib.check_model_paths(rec.vllm)
+    except recipe_lib.RecipeError as error:
+        fail(str(error))
+    try:
+        from backends.host_world import HostWorld
+        from backends.vllm_backend import VLLMBackend, VLLMSettings
+    except ImportError as error:
+        fail(f"the vllm backend cannot be imported ({error}); see the README's vLLM section")
+    try:
+        settings = VLLMSettings(**rec.vllm)
+    except (TypeError, ValueError) as error:
+        fail(f"[vllm] in {rec.path}: {str(error).splitlines()[0]}")
+    try:
+        backend = VLLMBackend(settings)
+    except ImportError as error:
+        fail(f"vLLM is not installed here ({error}); see the README's vLLM section")
+    except Exception as error:  # model loading: report one line, whatever vLLM raised
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        fail(f"cannot start the vLLM backend: {first}")
+    return lambda problems: HostWorld(backend, problems)
+
+
+def _run_bench(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) -> None:
+    import time
+
+    from backends import bench as bench_lib
+
+    total = len(spec.units()) * len(spec.problems)
+    start = time.perf_counter()
+    try:
+        with _progress_bar() as bar:
+            task = bar.add_task(f"bench ({spec.backend})", total=total)
+            records = bench_lib.run(
+                spec,
+                out,
+                make_world=make_world,
+                progress=lambda label, n: bar.update(task, advance=n, description=label),
+            )
+    except bench_lib.BenchError as error:
+        fail(str(error))
+    except Exception as error:  # the model stack failed mid-run: finished units are on disk
+        lines = [x for x in str(error).splitlines() if x.strip()]
+        raise RunError(
+            f"the run stopped ({type(error).__name__}: {lines[-1] if lines else ''}); finished "
+            f"problems are in {out / 'results.jsonl'}: rerun the same command to resume"
+        ) from None
+    elapsed = time.perf_counter() - start
+    rows = bench_lib.summarize(records)
+    runner_write = out / "summary.json"
+    tmp = out / ".summary.json.tmp"
+    tmp.write_text(json.dumps({"rows": rows, "seconds": elapsed}, indent=1))
+    os.replace(tmp, runner_write)
+    dataset = spec.problems[0].dataset
+    images = bench_lib.plot(rows, records, out, f"{dataset}, {spec.backend}") if plots else []
+    if as_json:
+        typer.echo(json.dumps(bench_lib.seed_records(records)))
+        return
+    typer.echo(
+        f"{dataset}: {len(spec.problems)} problems × {len(spec.seeds)} seed(s), backend "
+        f"{spec.backend}"
+        + (f" (world {rec.world_name})" if spec.backend == "sim" else "")
+        + f", {elapsed:.1f} s"
+    )
+    typer.echo(bench_lib.summary_table(rows))
+    typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))
+
+
+def read_records(path: Path):
+    """Calibration records from JSONL lines {"problem", "score", "rollouts", "correct"} → [P, K]."""
+    import numpy as np
+
+    if not path.is_file():
+        fail(f"records file not found: {path}")
+    by_problem: dict[str, list[tuple[float, int, int]]] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            fail(f"{path} line {n} is not JSON")
+        missing = [k for k in ("problem", "score", "rollouts", "correct") if k not in row]
+        if missing:
+            fail(f"{path} line {n} lacks {missing[0]!r}")
+        try:
+            unit = (float(row["score"]), int(row["rollouts"]), int(row["correct"]))
+        except (TypeError, ValueError):
+            fail(f"{path} line {n}: score must be a number, rollouts and correct integers")
+        by_problem.setdefault(str(row["problem"]), []).append(unit)
+    if not by_problem:
+        fail(f"{path} has no records")
+    width = max(len(v) for v in by_problem.values())
+    shape = (len(by_problem), width)
+    score = np.full(shape, 0.5, np.float32)
+    m, c, mask = np.zeros(shape, np.int32), np.zeros(shape, np.int32), np.zeros(shape, bool)
+    for i, units in enumerate(by_problem.values()):
+        for j, (w, r, k) in enumerate(units):
+            score[i, j], m[i, j], c[i, j], mask[i, j] = w, r, k, True
+    return score, m, c, mask
+
+
+@app.command()
+def calibrate(
+    preset: Annotated[
+        str | None, typer.Option(help="Probe a simulated world (default paper-like).")
+    ] = None,
+    records: Annotated[
+        Path | None,
+        typer.Option(help='JSONL of {"problem", "score", "rollouts", "correct"} per unit.'),
+    ] = None,
+    problems: Annotated[int, typer.Option(help="Simulated problems P.")] = 200,
+    candidates: Annotated[int, typer.Option(help="Simulated candidates per problem K.")] = 16,
+    depth: Annotated[int, typer.Option(help="Steps before scoring (simulated).")] = 2,
+    rollouts: Annotated[int, typer.Option(help="Rollouts per candidate m (simulated).")] = 8,
+    method: Annotated[str, typer.Option(help="nuts, svi or auto (nuts up to 20k units).")] = "auto",
+    calibration: Annotated[str, typer.Option(help="identity or logistic.")] = "identity",
+    pooling: Annotated[str, typer.Option(help="complete or partial.")] = "complete",
+    samples: Annotated[int, typer.Option(help="Posterior draws (per NUTS chain).")] = 1000,
+    warmup: Annotated[int, typer.Option(help="NUTS warmup steps.")] = 500,
+    chains: Annotated[int, typer.Option(help="NUTS chains.")] = 2,
+    svi_steps: Annotated[int, typer.Option(help="SVI steps.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the probe and the sampler.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the posterior JSON here (for --kappa-from).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the posterior summary.")] = False,
+) -> None:
+    """Fits the PRM reliability κ (and a calibration map) from Monte Carlo rollout labels."""
+    import jax
+    import numpy as np
+
+    from dora_jax import calibration as cal
+
+    if preset is not None and records is not None:
+        fail("give --preset or --records, not both")
+    for name, value in (("method", method), ("calibration", calibration), ("pooling", pooling)):
+        allowed = {
+            "method": ("auto", *cal.METHODS),
+            "calibration": cal.CALIBRATIONS,
+            "pooling": cal.POOLINGS,
+        }[name]
+        if value not in allowed:
+            fail(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+    for name, value in (
+        ("problems", problems),
+        ("candidates", candidates),
+        ("rollouts", rollouts),
+        ("samples", samples),
+        ("chains", chains),
+        ("svi-steps", svi_steps),
+    ):
+        if value < 1:
+            fail(f"--{name} must be >= 1, got {value}")
+    if depth < 0 or warmup < 0:
+        fail("--depth and --warmup must be >= 0")
+    if out is not None and out.exists() and out.is_dir():
+        fail(f"--out {out} is a folder; give a file name")
+    truth = None
+    if records is not None:
+        data = read_records(records)
+        source = {"records": str(records)}
+    else:
+        from dora_jax import world as world_lib
+        from dora_jax.probe import probe
+        from dora_jax.search import SyntheticWorld
+
+        try:
+            config = world_lib.preset(preset or "paper-like")
+        except ValueError as error:
+            fail(str(error))
+        world = SyntheticWorld(config)
+        k_problems, k_probe = jax.random.split(jax.random.key(seed))
+        batch = jax.vmap(world.sample_problem)(jax.random.split(k_problems, problems))
+        run = jax.jit(
+            jax.vmap(
+                lambda k, p: probe(
+                    k, p, world, candidates=candidates, depth=depth, rollouts=rollouts
+                )
+            )
+        )
+        r = run(jax.random.split(k_probe, problems), batch)
+        data = tuple(np.asarray(x) for x in (r.score, r.rollouts, r.correct, r.mask))
+        truth = {"kappa": config.kappa, "alpha": config.alpha, "prm_mode": config.prm_mode}
+        source = {
+            "preset": preset or "paper-like",
+            "problems": problems,
+            "candidates": candidates,
+            "depth": depth,
+            "rollouts": rollouts,
+            "seed": seed,
+        }
+    units = int(np.asarray(data[3]).sum())
+    chosen = method if method != "auto" else ("nuts" if units <= 20_000 else "svi")
+    try:
+        posterior = cal.fit_kappa(
+            jax.random.key(seed + 1),
+            cal.Records(*(jax.numpy.asarray(x) for x in data)),
+            method=chosen,
+            calibration=calibration,
+            pooling=pooling,
+            num_warmup=warmup,
+            num_samples=samples,
+            num_chains=chains,
+            svi_steps=svi_steps,
+        )
+    except ValueError as error:
+        fail(str(error).splitlines()[0])
+    result = cal.summary(posterior)
+    result["kappa"] = cal.point_estimate(posterior)
+    result["units"] = units
+    result["source"] = source
+    if truth is not None:
+        result["world"] = truth
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(result))
+        os.replace(tmp, out)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in result.items() if k not in ("samples", "loss")}))
+        return
+    lo, hi = posterior.kappa_interval
+    typer.echo(f"κ from {units} units ({chosen}, calibration {calibration}, pooling {pooling})")
+    typer.echo(
+        f"  κ median {posterior.kappa_median:.4g}, mean {posterior.kappa_mean:.4g}, "
+        f"90% interval [{lo:.4g}, {hi:.4g}]"
+    )
+    if chosen == "nuts":
+        typer.echo(
+            f"  R-hat {posterior.r_hat:.3f}, ESS {posterior.ess:.0f}, "
+            f"divergences {posterior.divergences}"
+        )
+    else:
+        typer.echo(f"  −ELBO {result['loss_first']:.4g} → {result['loss_final']:.4g}")
+    for name, d in result["calibration_params"].items():
+        typer.echo(f"  {name}: {json.dumps(d)}")
+    if truth is not None:
+        note = (
+            "exact model: the interval should cover it"
+            if truth["alpha"] == float("inf") and truth["prm_mode"] == "beta"
+            else "rollouts share children (α < ∞) or the PRM breaks Eq. 6: expect κ_eff < κ"
+        )
+        typer.echo(f"  the world's κ = {truth['kappa']:g} ({note})")
+    if out is not None:
+        typer.echo(f"wrote {out} (use it with --kappa-from)")
+
+
+def load_kappa(path: Path) -> float:
+    """The point estimate of κ saved by `dora calibrate --out`."""
+    if not path.is_file():
+        fail(f"--kappa-from file not found: {path}")
+    try:
+        value = json.loads(path.read_text())["kappa"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        fail(f"{path} is not a `dora calibrate --out` file (no 'kappa')")
+    if not isinstance(value, int | float) or not value > 0:
+        fail(f"{path}: kappa must be a positive number, got {value!r}")
+    return float(value)
+
+
+def with_kappa(rules, kappa: float):
+    """Rules that take κ (optimal, bayes) get `kappa` unless they set it themselves."""
+    from dora_jax.api import RULES
+    from dora_jax.search import Rule
+
+    out = []
+    for rule in rules:
+        hp = dict(rule.hyperparameters)
+        if "kappa" in RULES[rule.method].defaults and "kappa" not in hp:
+            rule = Rule.make(rule.method, **hp, kappa=float(f"{kappa:.4g}"))  # a short label
+        out.append(rule)
+    return tuple(out)
 
 
 def _progress_bar():
@@ -363,6 +760,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         typer.echo(f"dora: error: {error}", err=True)
         return 2
+    except RunError as error:
+        typer.echo(f"dora: error: {error}", err=True)
+        return 1
     except typer.Exit as done:
         return done.exit_code
     except typer.Abort:

@@ -1,0 +1,429 @@
+"""`dora bench`: the search on a benchmark (MATH500, AIME), on the simulator or a real model stack.
+
+Units of work are (problem, method, N, seed). For each (method, N, seed) the problems not yet
+done run as one batch (`--batch-size` caps it): a host backend (vLLM) gets one generate, one
+score and (DORA) one embed call per search round for the whole batch. When a batch ends, its
+per-problem records are appended to `results.jsonl` in ONE write followed by fsync (its search
+trees to `trees.jsonl` first), so a kill loses at most the batch in flight. Rerunning the same
+command resumes: a torn last line is dropped, finished units are skipped, and the final files
+equal those of an uninterrupted run (up to wall-clock fields), because every problem's search
+key depends only on (seed, problem id), never on the batch it ran in.
+
+Backends:
+- `sim`: the synthetic world (dora_jax.world); dataset problem i becomes a synthetic problem
+  keyed by (seed, id), so budgets, rules, ledgers and the file formats are exercised without a
+  model. Accuracies are the world's, not the dataset's.
+- `vllm` (and any `Backend` passed in): text generation through `backends.host_world`.
+
+Records carry the same fields as `dora simulate` (method, budget, seed, accuracy = PRM-weighted
+vote, majority_accuracy, best_of_n_accuracy, pass_at_n, rollouts, tokens, flops) per problem,
+plus problem, dataset, level and backend; `summarize` pools them per (method, N).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from backends.datasets import Problem
+from dora_jax import ledger as ledger_lib
+from dora_jax import world as world_lib
+from dora_jax.search import (
+    Rule,
+    SearchConfig,
+    SearchResult,
+    SyntheticWorld,
+    search,
+    search_batch,
+)
+
+TIMING_FIELDS = ("wall_s",)
+
+
+class BenchError(ValueError):
+    """A bad bench input (one line)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSpec:
+    """What to run. `problems` are the dataset's (already loaded and limited)."""
+
+    problems: tuple[Problem, ...]
+    rules: tuple[Rule, ...]
+    budgets: tuple[int, ...]
+    seeds: tuple[int, ...]
+    backend: str = "sim"
+    world: world_lib.WorldConfig = dataclasses.field(default_factory=world_lib.WorldConfig)
+    max_rounds: int = 40
+    batch_size: int | None = None
+    model_sizes: ledger_lib.ModelSizes = dataclasses.field(default_factory=ledger_lib.ModelSizes)
+
+    def __post_init__(self):
+        if not self.problems:
+            raise BenchError("no problems to run")
+        if not self.rules:
+            raise BenchError("no methods given")
+        if not self.budgets or any(
+            not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in self.budgets
+        ):
+            raise BenchError(f"budgets must be integers >= 1, got {list(self.budgets)}")
+        if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise BenchError(f"seeds must be integers >= 0, got {list(self.seeds)}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise BenchError(f"batch size must be >= 1, got {self.batch_size}")
+        for budget in self.budgets:
+            try:
+                SearchConfig(budget, self.rules, self.max_rounds)
+            except ValueError as error:
+                raise BenchError(str(error)) from None
+        ids = [p.id for p in self.problems]
+        if len(set(ids)) != len(ids):
+            raise BenchError("problem ids repeat")
+
+    def units(self) -> list[tuple[str, int, int]]:
+        """(method label, budget, seed) groups in run order."""
+        return [(r.label, n, s) for n in self.budgets for s in self.seeds for r in self.rules]
+
+
+def problem_key(seed: int, problem_id: str) -> jax.Array:
+    """The search key of one problem under one seed (independent of batches and methods)."""
+    digest = hashlib.sha256(f"{seed}/{problem_id}".encode()).digest()
+    return jax.random.key(int.from_bytes(digest[:4], "little") >> 1)
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete records of a JSONL file; a torn last line (killed mid-write) is cut off."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    good = data.rfind(b"\n") + 1
+    if good < len(data):  # an incomplete trailing line: drop it on disk too
+        with open(path, "r+b") as handle:
+            handle.truncate(good)
+    records = []
+    for n, line in enumerate(data[:good].splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise BenchError(
+                f"{path} line {n} is not JSON; move the file away to restart"
+            ) from None
+    return records
+
+
+def _append(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    """Appends whole lines with one write, then fsyncs."""
+    if not records:
+        return
+    data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def unit_key(record: dict[str, Any]) -> tuple[str, str, int, int]:
+    return (record["problem"], record["method"], record["budget"], record["seed"])
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def _records(
+    spec: BenchSpec, result: SearchResult, batch: Sequence[Problem], method, budget, seed, wall
+):
+    led = jax.tree.map(lambda x: np.asarray(x, np.float64), result.ledger)
+    flops = ledger_lib.flops(led, spec.model_sizes)
+    out = []
+    for i, p in enumerate(batch):
+        out.append(
+            {
+                "problem": p.id,
+                "dataset": p.dataset,
+                "level": p.level,
+                "method": method,
+                "budget": budget,
+                "seed": seed,
+                "backend": spec.backend,
+                "accuracy": int(result.accuracy[i]),
+                "majority_accuracy": int(result.majority[i]),
+                "best_of_n_accuracy": int(result.best_of_n[i]),
+                "pass_at_n": int(result.pass_at_n[i]),
+                "correct_fraction": float(result.correct_fraction[i]),
+                "rollouts": int(led.rollouts[i]),
+                "rounds": int(result.rounds[i]),
+                "finished": int(result.num_finished[i]),
+                "tokens": {
+                    "policy": int(led.policy_tokens[i]),
+                    "prm": int(led.prm_tokens[i]),
+                    "prm_cached": int(led.prm_tokens_cached[i]),
+                    "embedding": int(led.embed_tokens[i]),
+                },
+                "flops": {k: float(v[i]) for k, v in flops.items()},
+                "allocations": np.asarray(result.trace.allocation[i])[: int(result.rounds[i])]
+                .astype(int)
+                .tolist(),
+                "wall_s": wall / len(batch),
+            }
+        )
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _sim_search(world: world_lib.WorldConfig, budget: int, rules, max_rounds: int):
+    """One compiled search per (world, N, rules): the rule index is a runtime argument."""
+    synthetic = SyntheticWorld(world)
+    config = SearchConfig(budget, rules, max_rounds)
+    return jax.jit(
+        jax.vmap(lambda k, pr, i: search(k, pr, synthetic, config, rule=i), in_axes=(0, 0, None))
+    ), synthetic
+
+
+def _run_sim(spec: BenchSpec, rule_index: int, budget: int, seed: int, batch, size: int):
+    fn, world = _sim_search(spec.world, budget, spec.rules, spec.max_rounds)
+    # Pad to the batch size (repeating the last problem) so every batch has one shape.
+    padded = list(batch) + [batch[-1]] * (size - len(batch))
+    keys = jnp.stack([problem_key(seed, p.id) for p in padded])
+    # The synthetic problem depends on the problem id only: seeds vary the search, as on a model.
+    problems = jax.vmap(world.sample_problem)(jnp.stack([problem_key(-1, p.id) for p in padded]))
+    result = jax.block_until_ready(fn(keys, problems, jnp.int32(rule_index)))
+    return jax.tree.map(lambda x: np.asarray(x)[: len(batch)], result), None
+
+
+def _run_host(spec: BenchSpec, rule_index: int, budget: int, seed: int, batch, world):
+    world.reset()
+    config = SearchConfig(budget, spec.rules, spec.max_rounds)
+    keys = jnp.stack([problem_key(seed, p.id) for p in batch])
+    index = {p.id: i for i, p in enumerate(spec.problems)}
+    ids = jnp.asarray([index[p.id] for p in batch], jnp.int32)
+    result = search_batch(keys, ids, world, config, rule=rule_index)
+    trees = [world.tree(index[p.id]) for p in batch]
+    world.reset()
+    return result, trees
+
+
+def run(
+    spec: BenchSpec,
+    out: Path,
+    *,
+    make_world: Callable[[list[Problem]], Any] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Runs (or resumes) the bench into `out`; returns every record (old and new) in unit order.
+
+    `make_world(problems)` builds a `backends.host_world.HostWorld` over all the spec's problems
+    (host backends; called once); without it the synthetic world runs. `progress(label,
+    problems_done)` is called after each batch.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    results_path, trees_path = out / "results.jsonl", out / "trees.jsonl"
+    done = {unit_key(r): r for r in _read_jsonl(results_path)}
+    # Trees written for a batch whose results never landed are dropped (the batch reruns).
+    trees = [t for t in _read_jsonl(trees_path) if unit_key(t) in done]
+    if trees_path.exists():
+        tmp = trees_path.with_name(".trees.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(t, sort_keys=True) + "\n" for t in trees))
+        os.replace(tmp, trees_path)
+    labels = [r.label for r in spec.rules]
+    world = None if make_world is None else make_world(list(spec.problems))
+    size = spec.batch_size or len(spec.problems)
+    for method, budget, seed in spec.units():
+        todo = [p for p in spec.problems if (p.id, method, budget, seed) not in done]
+        for start in range(0, len(todo), size):
+            batch = todo[start : start + size]
+            t0 = time.perf_counter()
+            index = labels.index(method)
+            if make_world is None:
+                result, tree = _run_sim(spec, index, budget, seed, batch, size)
+            else:
+                result, tree = _run_host(spec, index, budget, seed, batch, world)
+            result = jax.tree.map(np.asarray, result)
+            records = _records(spec, result, batch, method, budget, seed, time.perf_counter() - t0)
+            if tree is not None:
+                _append(
+                    trees_path,
+                    [
+                        {
+                            **dict(
+                                zip(
+                                    ("problem", "method", "budget", "seed"),
+                                    unit_key(r),
+                                    strict=True,
+                                )
+                            ),
+                            "nodes": nodes,
+                        }
+                        for r, nodes in zip(records, tree, strict=True)
+                    ],
+                )
+            _append(results_path, records)
+            for r in records:
+                done[unit_key(r)] = r
+            if progress:
+                progress(f"{method} N={budget} seed={seed}", len(batch))
+    order = {u: i for i, u in enumerate(spec.units())}
+    ids = {p.id: i for i, p in enumerate(spec.problems)}
+    return sorted(
+        (r for r in done.values() if (r["method"], r["budget"], r["seed"]) in order),
+        key=lambda r: (order[(r["method"], r["budget"], r["seed"])], ids.get(r["problem"], -1)),
+    )
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+METRICS = ("accuracy", "majority_accuracy", "best_of_n_accuracy", "pass_at_n")
+
+
+def _bootstrap(values: np.ndarray, rng: np.random.Generator, draws: int = 2000):
+    """A percentile 95% interval of the mean of `values` (rows resampled)."""
+    if len(values) < 2:
+        return float(values.mean()), float(values.mean())
+    means = values[rng.integers(0, len(values), size=(draws, len(values)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (method, N): each metric's mean with a bootstrap 95% CI — over seeds (per-seed means
+    resampled) when there are ≥ 2 seeds, else over problems — plus mean rollouts and FLOPs."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    rng = np.random.default_rng(0)
+    rows = []
+    for (method, budget), rs in groups.items():
+        seeds = sorted({r["seed"] for r in rs})
+        row: dict[str, Any] = {
+            "method": method,
+            "budget": budget,
+            "seeds": len(seeds),
+            "problems": len({r["problem"] for r in rs}),
+            "ci_over": "seeds" if len(seeds) > 1 else "problems",
+        }
+        for metric in METRICS:
+            if len(seeds) > 1:
+                values = np.asarray(
+                    [np.mean([r[metric] for r in rs if r["seed"] == s]) for s in seeds], float
+                )
+            else:
+                values = np.asarray([r[metric] for r in rs], float)
+            row[metric] = float(values.mean())
+            row[f"{metric}_ci95"] = _bootstrap(values, rng)
+        row["rollouts"] = float(np.mean([r["rollouts"] for r in rs]))
+        row["flops"] = float(np.mean([r["flops"]["total"] for r in rs]))
+        rows.append(row)
+    return rows
+
+
+def summary_table(rows: Sequence[dict[str, Any]]) -> str:
+    head = f"{'method':<22}{'N':>5}{'accuracy % (95% CI)':>24}{'majority %':>12}{'pass@N %':>10}"
+    lines = [head + f"{'rollouts':>10}{'TFLOPs':>10}"]
+    for r in rows:
+        lo, hi = r["accuracy_ci95"]
+        acc = f"{100 * r['accuracy']:.1f} ({100 * lo:.1f}–{100 * hi:.1f})"
+        lines.append(
+            f"{r['method']:<22}{r['budget']:>5}{acc:>24}{100 * r['majority_accuracy']:>12.1f}"
+            f"{100 * r['pass_at_n']:>10.1f}{r['rollouts']:>10.0f}{r['flops'] / 1e12:>10.1f}"
+        )
+    return "\n".join(lines)
+
+
+def by_level(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[int, float]]:
+    """accuracy per MATH level, per (method, N)."""
+    out: dict[tuple[str, int], dict[int, list[int]]] = {}
+    for r in records:
+        if r.get("level") is None:
+            continue
+        out.setdefault((r["method"], r["budget"]), {}).setdefault(r["level"], []).append(
+            r["accuracy"]
+        )
+    return {k: {lv: float(np.mean(v)) for lv, v in sorted(d.items())} for k, d in out.items()}
+
+
+def plot(rows, records, out: Path, title: str) -> list[Path]:
+    """accuracy vs N, accuracy vs FLOPs (95% CI bands), accuracy by MATH level (largest N)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    paths = []
+
+    def save(fig, name):
+        path, tmp = out / name, out / f".{name}.tmp.png"
+        fig.tight_layout()
+        fig.savefig(tmp)
+        plt.close(fig)
+        os.replace(tmp, path)
+        paths.append(path)
+
+    for xkey, xlabel, name in (
+        ("budget", "rollout budget N", "accuracy_vs_budget.png"),
+        ("flops", "FLOPs per problem", "accuracy_vs_flops.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+        for m in methods:
+            rs = sorted((r for r in rows if r["method"] == m), key=lambda r: r["budget"])
+            x = np.asarray([r[xkey] for r in rs], float)
+            ax.plot(x, [100 * r["accuracy"] for r in rs], marker="o", label=m)
+            lo = [100 * r["accuracy_ci95"][0] for r in rs]
+            hi = [100 * r["accuracy_ci95"][1] for r in rs]
+            ax.fill_between(x, lo, hi, alpha=0.15)
+        ax.set_xscale("log", base=2 if xkey == "budget" else 10)
+        ax.set(xlabel=xlabel, ylabel="accuracy (PRM-weighted vote), %", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        save(fig, name)
+    levels = by_level(records)
+    if levels:
+        top = max(r["budget"] for r in rows)
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+        for m in methods:
+            d = levels.get((m, top), {})
+            if d:
+                ax.plot(list(d), [100 * v for v in d.values()], marker="o", label=m)
+        ax.set(xlabel="MATH level", ylabel="accuracy, %", title=f"{title}, N = {top}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        save(fig, "accuracy_by_level.png")
+    return paths
+
+
+def strip_timing(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in TIMING_FIELDS}
+
+
+def seed_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (method, N, seed) means over problems — the schema of `dora simulate`'s records."""
+    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["budget"], r["seed"]), []).append(r)
+    out = []
+    for (method, budget, seed), rs in groups.items():
+        row: dict[str, Any] = {"method": method, "budget": budget, "seed": seed}
+        for metric in (*METRICS, "correct_fraction", "rollouts", "rounds"):
+            row[metric] = float(np.mean([r[metric] for r in rs]))
+        for table in ("tokens", "flops"):
+            row[table] = {k: float(np.mean([r[table][k] for r in rs])) for k in rs[0][table]}
+        row["problems"] = len(rs)
+        row["per_problem_accuracy"] = "".join(str(int(r["accuracy"])) for r in rs)
+        row["backend"] = rs[0]["backend"]
+        row["dataset"] = rs[0]["dataset"]
+        out.append(row)
+    return out
