@@ -314,7 +314,7 @@ def bench(
     from backends import bench as bench_lib
     from backends import datasets
     from backends import recipe as recipe_lib
-    from dora_jax.search import Rule
+    from simulations import spec as spec_lib
     from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
 
     if backend not in ("sim", "vllm"):
@@ -352,18 +352,10 @@ def bench(
         )
     except datasets.DatasetError as error:
         fail(str(error))
-    rules = []
-    for item in settings.get("methods", list(PAPER_METHODS)):
-        try:
-            if isinstance(item, str):
-                rules.append(Rule.make(item))
-            elif isinstance(item, dict) and isinstance(item.get("method"), str):
-                hp = {k: v for k, v in item.items() if k != "method"}
-                rules.append(Rule.make(item["method"], **hp))
-            else:
-                fail(f"a method is a name or a table with a 'method' key, got {item!r}")
-        except ValueError as error:
-            fail(str(error))
+    try:
+        rules = [spec_lib.parse_rule(m) for m in settings.get("methods", list(PAPER_METHODS))]
+    except spec_lib.SpecError as error:
+        fail(str(error))
     if kappa_from is not None:
         rules = list(with_kappa(rules, load_kappa(kappa_from)))
     try:
