@@ -64,7 +64,7 @@ def test_benchmarks_load(data_dir, name, count):
     assert all(p.problem.strip() and p.answer.strip() for p in problems)
     if name == "math500":
         assert {p.level for p in problems} == {1, 2, 3, 4, 5}
-        # the per-level sizes the paper's evaluation uses (PAPER.md §5.3)
+        # the per-level sizes the paper's evaluation uses (the paper's §4.1)
         assert [sum(p.level == k for p in problems) for k in range(1, 6)] == [43, 90, 105, 128, 134]
         assert all(p.subject and p.solution for p in problems)
     else:

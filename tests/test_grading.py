@@ -17,7 +17,7 @@ from backends.grading import Grade, Outcome, answer_key, extract_boxed, grade, n
 
 
 def _solution(answer: str) -> str:
-    """A solution ending the way the paper's prompt asks (PAPER.md §5.2)."""
+    """A solution ending the way the paper's prompt asks (App. D.2 of the paper)."""
     closing = f"Therefore, the final answer is: $\\boxed{{{answer}}}$. I hope it is correct."
     return "## Step 1: Work.\n\n" + closing
 
