@@ -8,9 +8,9 @@ argument, the environment variable `DORA_DATA`, `../shared/data` next to the rep
 problems are the benchmarks' authors' (MATH: Hendrycks et al.; AIME: MAA); they are read where they
 lie, never copied into this repository.
 
-`SYSTEM_PROMPT` is the system prompt the paper ran (App. D.2 of the paper: HuggingFace search-and-learn's
-`Config.system_prompt`); `build_messages` makes the chat [system, user] that
-a policy's chat template turns into its prompt.
+`SYSTEM_PROMPT` is the system prompt the paper ran (App. D.2 of the paper: HuggingFace
+search-and-learn's `Config.system_prompt`); `build_messages` makes the chat [system, user] that a
+policy's chat template turns into its prompt.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ SYSTEM_PROMPT = (
     "\n"
     "Where [answer] is just the final number or expression that solves the problem."
 )
-"""The system prompt of the paper's runs, verbatim (App. D.2 of the paper; the code's string, which differs
-from the appendix's rendering only in "2 steps" and the closing sentence)."""
+"""The system prompt of the paper's runs, verbatim (App. D.2 of the paper; the code's string,
+which differs from the appendix's rendering only in "2 steps" and the closing sentence)."""
 
 _LEVEL = re.compile(r"^\s*(?:level\s*)?(\d+)\s*$", re.IGNORECASE)
 
@@ -167,7 +167,7 @@ def load_dataset(
 def build_messages(
     problem: Problem | str, *, system_prompt: str = SYSTEM_PROMPT
 ) -> list[dict[str, str]]:
-    """The chat [system, user] for one problem, as the paper's runs built it (App. D.2 of the paper).
+    """The chat [system, user] for one problem, as the paper's runs built it (App. D.2).
 
     Args:
         problem: a `Problem` or a problem statement.

@@ -7,7 +7,8 @@ engines in this process and serves the search's batched calls, each as ONE engin
   `SamplingParams(n=request.n, seed=request.seed, temperature, top_p, stop=["\\n\\n"],
   include_stop_str_in_output=True, max_tokens=min(step_tokens, remaining))`; a `final` request
   has no stop string and `max_tokens=remaining` (the paper's last round generates to EOS).
-  `remaining` = `solution_tokens` − the policy tokens of the partial solution (the released DORA code's step-level search).
+  `remaining` = `solution_tokens` − the policy tokens of the partial solution (as in the released
+  DORA code's step-level search).
 - `score`: with `scorer="prm"`, one `LLM.encode(..., pooling_task="token_classify")` on the PRM
   (Qwen2.5-Math-PRM convention, the paper's §4.1); with `scorer="likelihood"`, one
   `LLM.generate` on the policy that reads prompt log-probabilities (see `score`).
@@ -332,7 +333,7 @@ class VLLMBackend:
     def score(self, prefixes: Sequence[Prefix]) -> np.ndarray:
         """Float[n] in [0, 1]: the score of each partial solution's last step (ONE call).
 
-        `scorer="prm"` (the paper's §4.1; the released code's `QwenFlow`): the solution text is split at
+        `scorer="prm"` (§4.1; the released code's `QwenFlow`): the solution text is split at
         "\\n\\n" (empty pieces dropped), the pieces are joined with the step tag `<extra_0>` and
         one more tag is appended; the chat [PRM system prompt, problem, tagged steps] goes
         through the PRM's chat template; the PRM's positive-class probability at the LAST tag is
@@ -519,7 +520,7 @@ def _token_id(tokenizer: Any, token: str) -> int:
 
 
 def _load_wordllama(config: str | None) -> Any:
-    """WordLlama from its installed wheel, never downloading (the CPU demo's embedder; docs/backends.md)."""
+    """WordLlama from its installed wheel, never downloading (the CPU demo's embedder)."""
     spec = importlib.util.find_spec("wordllama")
     if spec is None or spec.origin is None:
         raise ImportError("embedder_engine='wordllama' needs `pip install wordllama`")
