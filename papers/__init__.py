@@ -1,1 +1,10 @@
-"""papers: see README.md (architecture)."""
+"""papers: the paper's figures and tables (arXiv 2506.15707, NeurIPS 2025) beside our results.
+
+- `papers.data`: the paper's numbers, checked on load — `fig3()` (Fig. 3, p.7: accuracy and pass
+  rate), `fig4()` (Fig. 4, p.9: MATH500 accuracy by level), `table1()` (Table 1, p.8: FLOPs,
+  latency, accuracy) and `findings()` (its stated findings); provenance in papers/data/README.md.
+- `papers.compare`: our summary rows against them — `differences`, `overlay`, `overlay_levels`
+  and `verdicts` (holds / holds-approximately / fails / inconclusive, with declared tolerances).
+- `papers.table1`: Table 1's FLOPs and latency ratios (REBASE@256 / DORA@64) from the tokens a
+  simulated search counts, under a stated latency model.
+"""
