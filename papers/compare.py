@@ -96,6 +96,11 @@ class Row:
     latency_lo: float | None = None
     latency_hi: float | None = None
 
+    @property
+    def acc(self) -> tuple[float, float, float]:
+        """(accuracy, lo, hi)."""
+        return self.accuracy, self.lo, self.hi
+
     def metric(self, name: str) -> tuple[float, float, float] | None:
         value = getattr(self, name)
         if value is None:
@@ -485,7 +490,7 @@ def _no_data(finding: data.Finding, why: str) -> Verdict:
 def _best_everywhere(finding, rows: Sequence[Row], metric: str, tol: float) -> Verdict:
     words, worst = [], None
     for key, cell in sorted(_cells(rows, ("model", "dataset", "budget")).items()):
-        by = {r.method: r.metric(metric) for r in cell if r.metric(metric) is not None}
+        by = {r.method: v for r in cell if (v := r.metric(metric)) is not None}
         if "dora" not in by or len(by) < 2:
             continue
         best = max((m for m in by if m != "dora"), key=lambda m: by[m][0])
@@ -513,8 +518,8 @@ def _best_everywhere(finding, rows: Sequence[Row], metric: str, tol: float) -> V
 def _gap_slope(finding, rows: Sequence[Row], keys: tuple[str, ...], tol: float, what: str):
     slopes, ses, names = [], [], []
     for key, cell in sorted(_cells(rows, keys).items(), key=lambda kv: str(kv[0])):
-        dora = {r.budget: r.metric("accuracy") for r in cell if r.method == "dora"}
-        rebase = {r.budget: r.metric("accuracy") for r in cell if r.method == "rebase"}
+        dora = {r.budget: r.acc for r in cell if r.method == "dora"}
+        rebase = {r.budget: r.acc for r in cell if r.method == "rebase"}
         budgets = sorted(set(dora) & set(rebase))
         if len(budgets) < 3:
             continue
@@ -542,7 +547,7 @@ def _gap_slope(finding, rows: Sequence[Row], keys: tuple[str, ...], tol: float, 
 
 
 def _spread(cell: Sequence[Row]) -> tuple[float, float] | None:
-    values = [r.metric("accuracy") for r in cell if r.method in SEARCH_METHODS]
+    values = [r.acc for r in cell if r.method in SEARCH_METHODS]
     if len(values) < 2:
         return None
     top = max(values, key=lambda v: v[0])
@@ -594,7 +599,7 @@ def _dora64_beats_rebase256(finding, rows: Sequence[Row], tol: float) -> Verdict
     cell = _table1_cells(rows)
     if cell is None:
         return _no_data(finding, f"needs DORA@64 and REBASE@256 rows of {TABLE1_SETTING}")
-    d, lo, hi = _difference(cell["dora"].metric("accuracy"), cell["rebase"].metric("accuracy"))
+    d, lo, hi = _difference(cell["dora"].acc, cell["rebase"].acc)
     return _verdict(
         finding,
         verdict=judge(d, lo, hi, 0.0, tol),

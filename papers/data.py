@@ -162,21 +162,38 @@ def _read(path: Path, header: list[str]) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-def _field(path: Path, line: int, row: dict[str, str], name: str, kind, allowed=None):
-    text = row[name]
-    try:
-        value = kind(text)
-    except ValueError:
-        raise PaperDataError(
-            f"{path} line {line}: {name} {text!r} is not {kind.__name__}"
-        ) from None
-    if kind is float and not math.isfinite(value):
-        raise PaperDataError(f"{path} line {line}: {name} {text!r} is not finite")
-    if allowed is not None and value not in allowed:
-        raise PaperDataError(
-            f"{path} line {line}: {name} {text!r} is not one of {', '.join(map(str, allowed))}"
-        )
-    return value
+class _Fields:
+    """Typed, checked access to one CSV row (errors name the file and line)."""
+
+    def __init__(self, path: Path, line: int, row: dict[str, str]):
+        self.path, self.line, self.row = path, line, row
+
+    def _fail(self, name: str, what: str) -> PaperDataError:
+        return PaperDataError(f"{self.path} line {self.line}: {name} {self.row[name]!r} {what}")
+
+    def text(self, name: str, allowed: tuple[str, ...] | None = None) -> str:
+        value = self.row[name]
+        if allowed is not None and value not in allowed:
+            raise self._fail(name, f"is not one of {', '.join(allowed)}")
+        return value
+
+    def integer(self, name: str, allowed: tuple[int, ...] | None = None) -> int:
+        try:
+            value = int(self.row[name])
+        except ValueError:
+            raise self._fail(name, "is not int") from None
+        if allowed is not None and value not in allowed:
+            raise self._fail(name, f"is not one of {', '.join(map(str, allowed))}")
+        return value
+
+    def number(self, name: str) -> float:
+        try:
+            value = float(self.row[name])
+        except ValueError:
+            raise self._fail(name, "is not float") from None
+        if not math.isfinite(value):
+            raise self._fail(name, "is not finite")
+        return value
 
 
 def _check_complete(path: Path, keys: list[tuple], expected: set[tuple]) -> None:
@@ -196,29 +213,26 @@ def _check_complete(path: Path, keys: list[tuple], expected: set[tuple]) -> None
 def _figure_rows(path: Path, header: list[str], with_level: bool) -> list[FigureValue]:
     out = []
     for line, row in _read(path, header):
-
-        def get(name, kind=str, allowed=None, line=line, row=row):
-            return _field(path, line, row, name, kind, allowed)
-
-        value = get("value", float)
-        precision = get("precision", float)
+        get = _Fields(path, line, row)
+        value = get.number("value")
+        precision = get.number("precision")
         if not 0 <= value <= 100 or precision < 0:
             raise PaperDataError(
                 f"{path} line {line}: value {value} not in [0, 100] or precision {precision} < 0"
             )
         out.append(
             FigureValue(
-                figure=get("figure"),
-                metric=get("metric", str, METRICS),
-                model=get("model", str, MODELS),
-                dataset=get("dataset", str, DATASETS),
-                level=get("level", int, LEVELS) if with_level else None,
-                method=get("method", str, METHODS),
-                budget=get("budget", int, BUDGETS),
+                figure=get.text("figure"),
+                metric=get.text("metric", METRICS),
+                model=get.text("model", MODELS),
+                dataset=get.text("dataset", DATASETS),
+                level=get.integer("level", LEVELS) if with_level else None,
+                method=get.text("method", METHODS),
+                budget=get.integer("budget", BUDGETS),
                 value=value,
                 precision=precision,
-                page=get("page", int),
-                provenance=get("provenance"),
+                page=get.integer("page"),
+                provenance=get.text("provenance"),
             )
         )
     return out
@@ -262,23 +276,20 @@ def table1(path: Path | str | None = None) -> list[TableValue]:
     path = Path(path) if path else DATA_DIR / "table1.csv"
     rows = []
     for line, row in _read(path, _TABLE1_HEADER):
-
-        def get(name, kind=str, allowed=None, line=line, row=row):
-            return _field(path, line, row, name, kind, allowed)
-
+        get = _Fields(path, line, row)
         rows.append(
             TableValue(
-                table=get("table"),
-                model=get("model", str, MODELS),
-                dataset=get("dataset", str, DATASETS),
-                method=get("method", str, METHODS),
-                rollouts=get("rollouts", int, BUDGETS),
-                quantity=get("quantity", str, TABLE1_QUANTITIES),
-                value=get("value", float),
-                unit=get("unit"),
-                precision=get("precision", float),
-                page=get("page", int),
-                provenance=get("provenance"),
+                table=get.text("table"),
+                model=get.text("model", MODELS),
+                dataset=get.text("dataset", DATASETS),
+                method=get.text("method", METHODS),
+                rollouts=get.integer("rollouts", BUDGETS),
+                quantity=get.text("quantity", TABLE1_QUANTITIES),
+                value=get.number("value"),
+                unit=get.text("unit"),
+                precision=get.number("precision"),
+                page=get.integer("page"),
+                provenance=get.text("provenance"),
             )
         )
     table_methods = ("beam_search", "dvts", "rebase", "dora")
