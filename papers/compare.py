@@ -376,13 +376,15 @@ def overlay(rows: Iterable[Mapping[str, Any]], out_dir: Path | str, **defaults: 
             paper = [
                 p for p in data.fig3() if (p.metric, p.model, p.dataset) == (metric, model, dataset)
             ]
-            fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=110)
+            fig, ax = plt.subplots(figsize=(8.6, 4.6), dpi=110)
             _draw(ax, cell, paper, metric)
             panel = "Fig. 3a" if metric == "accuracy" else "Fig. 3b"
-            ax.set_title(f"{panel}: {model}, {dataset} — ours (solid, 95%) vs paper (dashed)")
+            ax.set_title(
+                f"{panel}: {model}, {dataset}\nours (solid, 95% band) vs the paper (dashed)"
+            )
             ax.set_xlabel("rollout budget N")
             ax.set_ylabel(f"{metric.replace('_', ' ')}, %")
-            ax.legend(fontsize=7, ncol=2, loc="best")
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
             fig.tight_layout()
             paths.append(_save(fig, out_dir / f"overlay_{metric}_{model}_{dataset}.png"))
             plt.close(fig)
