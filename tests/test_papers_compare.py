@@ -1,8 +1,8 @@
 """papers.compare: differences per cell, overlay figures, and one verdict per stated finding.
 
-Every finding's check is run as a pair (STYLE 17): synthetic rows built so that the finding holds,
-and a twin built so that it fails; both verdicts are asserted. The rows are deterministic (no
-randomness), so no test here has a false-failure rate.
+Every finding's check is run as a pair, a claim and its control: synthetic rows built so that
+the finding holds, and a twin built so that it fails; both verdicts are asserted. The rows are
+deterministic (no randomness), so no test here has a false-failure rate.
 """
 
 from __future__ import annotations
