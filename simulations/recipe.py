@@ -96,7 +96,9 @@ def load(name_or_path: str | Path | None) -> Recipe:
         if not isinstance(value, dict):
             raise RecipeError(f"{path}: [{section}] must be a table")
         allowed = SECTIONS[section]
-        unknown = sorted(set(value) - allowed) if allowed is not None else []
+        if allowed is None:
+            continue
+        unknown = sorted(set(value) - allowed)
         if unknown:
             keys = ", ".join(sorted(allowed))
             raise RecipeError(f"{path}: unknown key {unknown[0]!r} in [{section}]; keys: {keys}")
