@@ -88,8 +88,10 @@ def read_jsonl(path: Path, *, repair: bool = True) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
+            # json says "Unterminated string starting at" and means the column given beside it.
+            reason = error.msg.removesuffix(" starting at")
             raise JsonlError(
-                f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno}); "
+                f"{path}, line {number}: not valid JSON (column {error.colno}: {reason}); "
                 "move the file away to start afresh"
             ) from None
         except UnicodeDecodeError:

@@ -39,7 +39,11 @@ def test_append_then_read_round_trip_and_a_torn_last_line_is_cut(tmp_path):
 
 @pytest.mark.parametrize(
     ("line", "what"),
-    [(b'{"a": ', "not valid JSON (Expecting value at column 7)"), (b"[1, 2]", "a JSON list")],
+    [
+        (b'{"a": ', "not valid JSON (column 7: Expecting value)"),
+        (b'{"a": "b', "not valid JSON (column 7: Unterminated string)"),
+        (b"[1, 2]", "a JSON list"),
+    ],
 )
 def test_a_damaged_middle_line_is_one_whole_line_naming_file_and_line(tmp_path, line, what):
     path = tmp_path / "r.jsonl"
