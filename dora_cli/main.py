@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from dora_io import atomic_write
+
 app = typer.Typer(
     name="dora",
     help="dora-jax: optimal rollout allocation for test-time scaling (DORA, NeurIPS 2025).",
@@ -244,7 +246,7 @@ def simulate(
 def _run_simulation(spec, out: Path, *, plots: bool, as_json: bool) -> None:
     import time
 
-    from simulations import runner
+    from simulations import report, runner
 
     total = len(spec.budgets) * spec.seeds * len(spec.rules)
     start = time.perf_counter()
@@ -254,14 +256,12 @@ def _run_simulation(spec, out: Path, *, plots: bool, as_json: bool) -> None:
             spec, progress=lambda label: bar.update(task, advance=1, description=label)
         )
     elapsed = time.perf_counter() - start
-    rows = runner.aggregate(records)
+    rows = report.summarize(records)
     out.mkdir(parents=True, exist_ok=True)
     runner.write_jsonl(out / "results.jsonl", records)
-    runner.write_atomic(
-        out / "summary.json",
-        json.dumps({"spec": spec.describe(), "rows": rows, "seconds": elapsed}, indent=1),
-    )
-    images = runner.plot(rows, out, f"world: {spec.world_name}") if plots else []
+    meta = {"spec": spec.describe(), "seconds": elapsed}
+    title = f"world: {spec.world_name}"
+    images = report.write(out, rows, records, title=title, plots=plots, meta=meta)
     if as_json:
         typer.echo(json.dumps([runner.public_record(r) for r in records]))
         return
@@ -269,15 +269,11 @@ def _run_simulation(spec, out: Path, *, plots: bool, as_json: bool) -> None:
         f"world {spec.world_name}: {spec.problems} problems × {spec.seeds} seed(s), "
         f"T_max = {spec.max_rounds}, {elapsed:.1f} s"
     )
-    typer.echo(runner.summary_table(rows))
+    typer.echo(report.table(rows))
     labels = [r.label for r in spec.rules]
     if "rebase" in labels and len(labels) > 1:
-        typer.echo("\npaired difference vs rebase (accuracy points, 95% CI over problems × seeds)")
-        for d in runner.paired_differences(records, "rebase"):
-            typer.echo(
-                f"  {d['method']:<22} N={d['budget']:<4} "
-                f"{100 * d['difference']:+6.2f} ± {100 * d['ci95']:.2f}"
-            )
+        differences = report.paired_differences(records, "rebase")
+        typer.echo("\n" + report.differences_table(differences, "rebase"))
     typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))
 
 
@@ -311,9 +307,9 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
 ) -> None:
     """The search on MATH500 / AIME: simulated or with a real model stack; resumable."""
-    from backends import bench as bench_lib
     from backends import datasets
-    from backends import recipe as recipe_lib
+    from simulations import bench as bench_lib
+    from simulations import recipe as recipe_lib
     from simulations import spec as spec_lib
     from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
 
@@ -382,7 +378,7 @@ def bench(
 
 def _vllm_world(rec):
     """A HostWorld factory over a VLLMBackend built from the recipe's [vllm] table."""
-    from backends import recipe as recipe_lib
+    from simulations import recipe as recipe_lib
 
     if not rec.vllm.get("policy"):
         fail("--backend vllm needs a recipe with a [vllm] table naming at least the policy")
@@ -412,7 +408,8 @@ def _vllm_world(rec):
 def _run_bench(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) -> None:
     import time
 
-    from backends import bench as bench_lib
+    from simulations import bench as bench_lib
+    from simulations import report
 
     total = len(spec.units()) * len(spec.problems)
     start = time.perf_counter()
@@ -434,13 +431,11 @@ def _run_bench(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) 
             f"problems are in {out / 'results.jsonl'}: rerun the same command to resume"
         ) from None
     elapsed = time.perf_counter() - start
-    rows = bench_lib.summarize(records)
-    runner_write = out / "summary.json"
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps({"rows": rows, "seconds": elapsed}, indent=1))
-    os.replace(tmp, runner_write)
+    rows = report.summarize(records)
     dataset = spec.problems[0].dataset
-    images = bench_lib.plot(rows, records, out, f"{dataset}, {spec.backend}") if plots else []
+    title = f"{dataset}, {spec.backend}"
+    meta = {"seconds": elapsed}
+    images = report.write(out, rows, records, title=title, plots=plots, meta=meta)
     if as_json:
         typer.echo(json.dumps(bench_lib.seed_records(records)))
         return
@@ -450,7 +445,7 @@ def _run_bench(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) 
         + (f" (world {rec.world_name})" if spec.backend == "sim" else "")
         + f", {elapsed:.1f} s"
     )
-    typer.echo(bench_lib.summary_table(rows))
+    typer.echo(report.table(rows))
     typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))
 
 
@@ -602,9 +597,7 @@ def calibrate(
         result["world"] = truth
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(result))
-        os.replace(tmp, out)
+        atomic_write(out, json.dumps(result))
     if as_json:
         typer.echo(json.dumps({k: v for k, v in result.items() if k not in ("samples", "loss")}))
         return

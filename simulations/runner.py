@@ -17,9 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import itertools
-import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -30,11 +28,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from dora_io import atomic_write, jsonl_text
 from dora_jax import ledger as ledger_lib
 from dora_jax.search import SearchConfig, SyntheticWorld, search
 from simulations.spec import ExperimentSpec
 
-Z95 = 1.959963984540054
 # The slot counts of the shared compiled searches (the paper's budgets 16–64 share 64 slots and
 # 128–256 share 256). A budget's slot count depends on the budget alone, so a record never depends
 # on which other budgets a spec lists. (Records equal a search compiled for the budget itself,
@@ -196,60 +194,7 @@ def _timed_run(compiled, batch, index: int, budget: int):
     return result, time.perf_counter() - start
 
 
-# --- aggregation, files, plots ----------------------------------------------------------
-
-
-def aggregate(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (method, budget): accuracies pooled over seeds with a 95% CI over problems × seeds."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault((r["method"], r["budget"]), []).append(r)
-    rows = []
-    for (method, budget), rs in groups.items():
-        outcomes = np.concatenate([np.asarray(r["per_problem_accuracy"]) for r in rs])
-        mean = float(outcomes.mean())
-        half = (
-            Z95 * float(outcomes.std(ddof=1)) / math.sqrt(len(outcomes)) if len(outcomes) > 1 else 0
-        )
-        rows.append(
-            {
-                "method": method,
-                "budget": budget,
-                "seeds": len(rs),
-                "accuracy": mean,
-                "ci95": half,
-                "majority_accuracy": float(np.mean([r["majority_accuracy"] for r in rs])),
-                "best_of_n_accuracy": float(np.mean([r["best_of_n_accuracy"] for r in rs])),
-                "pass_at_n": float(np.mean([r["pass_at_n"] for r in rs])),
-                "rollouts": float(np.mean([r["rollouts"] for r in rs])),
-                "flops": float(np.mean([r["flops"]["total"] for r in rs])),
-            }
-        )
-    return rows
-
-
-def paired_differences(records: Iterable[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
-    """method − reference accuracy per budget, paired over (seed, problem), with a 95% CI."""
-    by_key = {(r["method"], r["budget"], r["seed"]): r for r in records}
-    out = []
-    for method, budget, seed in sorted(by_key):
-        if method == reference or seed != 0:
-            continue
-        diffs = []
-        s = 0
-        while (method, budget, s) in by_key and (reference, budget, s) in by_key:
-            a = np.asarray(by_key[(method, budget, s)]["per_problem_accuracy"], np.float64)
-            b = np.asarray(by_key[(reference, budget, s)]["per_problem_accuracy"], np.float64)
-            diffs.append(a - b)
-            s += 1
-        if not diffs:
-            continue
-        d = np.concatenate(diffs)
-        half = Z95 * float(d.std(ddof=1)) / math.sqrt(len(d)) if len(d) > 1 else 0.0
-        out.append(
-            {"method": method, "budget": budget, "difference": float(d.mean()), "ci95": half}
-        )
-    return out
+# --- files (summaries, tables and plots: simulations.report) -----------------------------
 
 
 def public_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -259,64 +204,6 @@ def public_record(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    write_atomic(path, "".join(json.dumps(public_record(r)) + "\n" for r in records))
-
-
-def plot(rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
-    """accuracy vs N (95% bands) and accuracy vs FLOPs; PNG files written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    paths = []
-    for xkey, xlabel, name in (
-        ("budget", "rollout budget N", "accuracy_vs_budget.png"),
-        ("flops", "FLOPs per problem (policy + PRM + embedder)", "accuracy_vs_flops.png"),
-    ):
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-        for method in methods:
-            rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["budget"])
-            x = np.array([r[xkey] for r in rs], float)
-            y = np.array([100 * r["accuracy"] for r in rs])
-            h = np.array([100 * r["ci95"] for r in rs])
-            ax.plot(x, y, marker="o", label=method)
-            ax.fill_between(x, y - h, y + h, alpha=0.15)
-        ax.set_xscale("log", base=2 if xkey == "budget" else 10)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("accuracy (PRM-weighted vote), %")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / name
-        tmp = out_dir / f".{name}.tmp.png"
-        fig.savefig(tmp)
-        plt.close(fig)
-        os.replace(tmp, path)
-        paths.append(path)
-    return paths
-
-
-def summary_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table: accuracy ± 95% CI per method (rows) and budget (columns)."""
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    budgets = sorted({r["budget"] for r in rows})
-    cell = {(r["method"], r["budget"]): r for r in rows}
-    width = max(12, *(len(m) for m in methods)) + 1
-    lines = [f"{'accuracy %':<{width}}" + "".join(f"{'N=' + str(b):>14}" for b in budgets)]
-    for m in methods:
-        parts = []
-        for b in budgets:
-            r = cell.get((m, b))
-            parts.append(f"{100 * r['accuracy']:>8.1f} ±{100 * r['ci95']:>4.1f}" if r else " " * 14)
-        lines.append(f"{m:<{width}}" + "".join(parts))
-    return "\n".join(lines)
+    """All records as results.jsonl, written atomically."""
+    atomic_write(path, jsonl_text(public_record(r) for r in records))

@@ -2,8 +2,8 @@
 
 A spec comes from a preset name or a TOML file::
 
-    world = "redundant"            # a preset name, or a table of WorldConfig fields:
-    # [world]
+    world = "redundant"            # a preset name, or a table of WorldConfig fields
+    # [world]                      # (dora_jax.world_spec):
     # preset = "paper-like"        # optional base
     # alpha = 0.5
     methods = ["beam_search", "rebase", "dora"]
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dora_jax import world as world_lib
+from dora_jax import world_spec
 from dora_jax.ledger import ModelSizes
 from dora_jax.search import MAX_ROUNDS, Rule
 
@@ -108,26 +109,11 @@ def parse_rule(item: Any) -> Rule:
 
 
 def world_from(value: Any) -> tuple[world_lib.WorldConfig, str]:
-    """A preset name, or a table of WorldConfig fields (optionally on top of `preset = NAME`)."""
-    if isinstance(value, str):
-        try:
-            return world_lib.preset(value), value
-        except ValueError as error:
-            raise SpecError(str(error)) from None
-    if not isinstance(value, dict):
-        raise SpecError(f"world must be a preset name or a table, got {value!r}")
-    fields = dict(value)
-    name = fields.pop("preset", "paper-like")
-    base, _ = world_from(name)
-    known = {f.name for f in dataclasses.fields(world_lib.WorldConfig)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise SpecError(f"unknown world field {unknown[0]!r}; fields: {', '.join(sorted(known))}")
-    fields = {k: (math.inf if v in ("inf", "infinity") else v) for k, v in fields.items()}
+    """`dora_jax.world_spec.world_from`, its mistakes as SpecError lines."""
     try:
-        return dataclasses.replace(base, **fields), f"{name}+custom"
-    except (ValueError, TypeError) as error:
-        raise SpecError(str(error).splitlines()[0]) from None
+        return world_spec.world_from(value)
+    except world_spec.WorldSpecError as error:
+        raise SpecError(str(error)) from None
 
 
 _TOP_LEVEL = {"world", "methods", "budgets", "problems", "seeds", "max_rounds", "policy"}

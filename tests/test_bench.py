@@ -1,4 +1,4 @@
-"""`backends.bench`: units, records, resume after an interruption, summary (sim and host)."""
+"""`simulations.bench`: units, records, resume after an interruption, summary (sim and host)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from backends import bench
 from backends.datasets import Problem
 from backends.host_world import HostWorld
 from dora_jax import world as world_lib
 from dora_jax.search import Rule
+from simulations import bench, report
 from tests.toy_backend import ToyBackend
 
 PROBLEMS = tuple(
@@ -120,12 +120,12 @@ def _tmp():
 
 def test_summary_and_plots(tmp_path):
     records = bench.run(_spec(batch_size=2), tmp_path)
-    rows = bench.summarize(records)
+    rows = report.summarize(records)
     assert {(r["method"], r["budget"]) for r in rows} == {
         (m, n) for m in ("rebase", "dora") for n in (4, 8)
     }
     for r in rows:
-        assert r["ci_over"] == "seeds" and r["seeds"] == 2
+        assert r["seeds"] == 2 and r["problems"] == len(PROBLEMS)
         lo, hi = r["accuracy_ci95"]
         assert lo <= r["accuracy"] <= hi
         values = [
@@ -134,14 +134,30 @@ def test_summary_and_plots(tmp_path):
             if (x["method"], x["budget"]) == (r["method"], r["budget"])
         ]
         assert r["accuracy"] == pytest.approx(np.mean(values))
-    table = bench.summary_table(rows)
+    table = report.table(rows)
     assert "rebase" in table and "dora" in table
-    paths = bench.plot(rows, records, tmp_path, "toy")
+    paths = report.write(tmp_path, rows, records, title="toy", plots=True)
     assert {p.name for p in paths} == {
         "accuracy_vs_budget.png",
         "accuracy_vs_flops.png",
         "accuracy_by_level.png",
     }
+    levels = json.loads((tmp_path / "summary.json").read_text())["by_level"]
+    assert sum(r["n"] for r in levels if (r["method"], r["budget"]) == ("dora", 8)) == 4
+
+
+def test_a_corrupt_middle_line_is_one_whole_line_naming_file_and_line(tmp_path):
+    spec = _spec(seeds=(0,), budgets=(4,))
+    bench.run(spec, tmp_path)
+    path = tmp_path / "results.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[1] = lines[1][:20] + "\n"  # a damaged line that is not the last one
+    path.write_text("".join(lines))
+    with pytest.raises(bench.BenchError) as info:
+        bench.run(spec, tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and f"{path}, line 2: not valid JSON" in message
+    assert message.endswith("move the file away to start afresh")
 
 
 @pytest.mark.parametrize(

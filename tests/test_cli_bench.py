@@ -110,11 +110,13 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert "model path not found" in _bad(tmp_path, "--backend", "vllm", "--recipe", str(recipe))
     recipe.write_text("[search]\nbudget = 4\n")
     assert "unknown key 'budget'" in _bad(tmp_path, "--recipe", str(recipe))
+    recipe.write_text('[sim.world]\npreset = "redundant"\ncolour = 1\n')
+    assert "[sim] unknown world field 'colour'" in _bad(tmp_path, "--recipe", str(recipe))
 
 
 @pytest.mark.parametrize("name", ["paper-llama-1b", "cpu-smollm2"])
 def test_shipped_recipes_load(name):
-    from backends import recipe
+    from simulations import recipe
 
     r = recipe.load(name)
     assert r.search["budgets"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dora_cli.main import main
-from simulations import runner, spec
+from simulations import report, runner, spec
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = {"methods": ["rebase", "dora"], "budgets": [4], "problems": 6, "max_rounds": 6}
@@ -83,7 +83,7 @@ def test_records_schema_and_pairing(tiny_records):
             r["flops"]["policy"] + r["flops"]["prm"] + r["flops"]["embedding"], rel=1e-9
         )
         assert (r["flops"]["embedding"] > 0) == (r["method"] == "dora")
-    rows = runner.aggregate(tiny_records)
+    rows = report.summarize(tiny_records)
     assert {(r["method"], r["budget"]) for r in rows} == {("rebase", 4), ("dora", 4)}
     json.dumps([runner.public_record(r) for r in tiny_records])  # serializable
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 
 import theory  # noqa: F401  (fills the registry)
+from dora_io import atomic_write
 from theory.core import CLAIMS, MODES, Verdict, run_claim
 
 
@@ -112,17 +111,6 @@ def verdict_table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _figure(claim_id: str, spec: dict[str, Any], out: Path) -> Path | None:
     """A PNG from a claim's details["figure"]: {"scatter": {x, y}} or {"series": {name: {x, y}}}."""
     import io
@@ -154,7 +142,7 @@ def _figure(claim_id: str, spec: dict[str, Any], out: Path) -> Path | None:
     finally:
         plt.close(fig)
     path = out / f"{claim_id}.png"
-    _write_atomic(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
     return path
 
 
@@ -212,7 +200,7 @@ def write_report(
                     images[r.verdict.claim_id] = path.name
                     written.append(path)
     report = out / "report.md"
-    _write_atomic(report, report_markdown(results, mode, images).encode())
+    atomic_write(report, report_markdown(results, mode, images).encode())
     verdicts = out / "verdicts.json"
-    _write_atomic(verdicts, json.dumps([record(r) for r in results], indent=1).encode())
+    atomic_write(verdicts, json.dumps([record(r) for r in results], indent=1).encode())
     return [report, verdicts, *written]

@@ -19,10 +19,10 @@ import pytest
 
 pytest.importorskip("vllm", reason="vLLM is not installed here: run with the .venv-vllm python")
 
-from backends import bench
 from backends.datasets import Problem
 from backends.host_world import HostWorld
 from dora_jax.search import Rule
+from simulations import bench
 
 tiny = sys.modules["dora_jax_test_tiny_models"]  # loaded by conftest.py (tests is no package)
 

@@ -14,7 +14,8 @@
     prm = 7.62e9
     embedder = 5.68e8
 
-    [sim]                       # --backend sim: the synthetic world (a preset or a table)
+    [sim]                       # --backend sim: the synthetic world (a preset or a table of
+                                # WorldConfig fields: dora_jax.world_spec)
     world = "paper-like"
 
     [vllm]                      # --backend vllm: backends.vllm_backend.VLLMSettings fields
@@ -28,13 +29,13 @@ Relative model paths in [vllm] are resolved against the recipe's folder. Every m
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from dora_jax import ledger as ledger_lib
 from dora_jax import world as world_lib
+from dora_jax import world_spec
 
 SECTIONS = {
     "search": {"dataset", "methods", "budgets", "seeds", "limit", "max_rounds", "batch_size"},
@@ -60,7 +61,7 @@ class Recipe:
 
 
 def find(name_or_path: str | Path) -> Path:
-    """A recipe file: a path, or the name of a shipped recipe (backends/recipes/NAME.toml)."""
+    """A recipe file: a path, or the name of a shipped recipe (simulations/recipes/NAME.toml)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
@@ -72,20 +73,10 @@ def find(name_or_path: str | Path) -> Path:
 
 
 def _world(value: Any) -> tuple[world_lib.WorldConfig, str]:
-    if isinstance(value, str):
-        try:
-            return world_lib.preset(value), value
-        except ValueError as error:
-            raise RecipeError(str(error)) from None
-    if not isinstance(value, dict):
-        raise RecipeError(f"[sim] world must be a preset name or a table, got {value!r}")
-    fields = dict(value)
-    base, name = _world(fields.pop("preset", "paper-like"))
-    fields = {k: (math.inf if v in ("inf", "infinity") else v) for k, v in fields.items()}
     try:
-        return dataclasses.replace(base, **fields), f"{name}+custom"
-    except (TypeError, ValueError) as error:
-        raise RecipeError(f"[sim] world: {str(error).splitlines()[0]}") from None
+        return world_spec.world_from(value)
+    except world_spec.WorldSpecError as error:
+        raise RecipeError(f"[sim] {error}") from None
 
 
 def load(name_or_path: str | Path | None) -> Recipe:
@@ -105,7 +96,9 @@ def load(name_or_path: str | Path | None) -> Recipe:
         if not isinstance(value, dict):
             raise RecipeError(f"{path}: [{section}] must be a table")
         allowed = SECTIONS[section]
-        unknown = sorted(set(value) - allowed) if allowed is not None else []
+        if allowed is None:
+            continue
+        unknown = sorted(set(value) - allowed)
         if unknown:
             keys = ", ".join(sorted(allowed))
             raise RecipeError(f"{path}: unknown key {unknown[0]!r} in [{section}]; keys: {keys}")

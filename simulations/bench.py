@@ -17,7 +17,8 @@ Backends:
 
 Records carry the same fields as `dora simulate` (method, budget, seed, accuracy = PRM-weighted
 vote, majority_accuracy, best_of_n_accuracy, pass_at_n, rollouts, tokens, flops) per problem,
-plus problem, dataset, level and backend; `summarize` pools them per (method, N).
+plus problem, dataset, level and backend; `simulations.report.summarize` pools them per
+(method, N), as it pools `dora simulate`'s.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from backends.datasets import Problem
+from dora_io import JsonlError, append_jsonl, atomic_write, jsonl_text, read_jsonl
 from dora_jax import ledger as ledger_lib
 from dora_jax import world as world_lib
 from dora_jax.search import (
@@ -105,37 +105,12 @@ def problem_key(seed: int, problem_id: str) -> jax.Array:
 # --- files -----------------------------------------------------------------------------------
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The complete records of a JSONL file; a torn last line (killed mid-write) is cut off."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    good = data.rfind(b"\n") + 1
-    if good < len(data):  # an incomplete trailing line: drop it on disk too
-        with open(path, "r+b") as handle:
-            handle.truncate(good)
-    records = []
-    for n, line in enumerate(data[:good].splitlines(), 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise BenchError(
-                f"{path} line {n} is not JSON; move the file away to restart"
-            ) from None
-    return records
-
-
-def _append(path: Path, records: Sequence[dict[str, Any]]) -> None:
-    """Appends whole lines with one write, then fsyncs."""
-    if not records:
-        return
-    data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def _read(path: Path) -> list[dict[str, Any]]:
+    """The complete records of a results or trees file (a torn last line is cut off)."""
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return read_jsonl(path)
+    except JsonlError as error:
+        raise BenchError(str(error)) from None
 
 
 def unit_key(record: dict[str, Any]) -> tuple[str, str, int, int]:
@@ -233,13 +208,11 @@ def run(
     """
     out.mkdir(parents=True, exist_ok=True)
     results_path, trees_path = out / "results.jsonl", out / "trees.jsonl"
-    done = {unit_key(r): r for r in _read_jsonl(results_path)}
+    done = {unit_key(r): r for r in _read(results_path)}
     # Trees written for a batch whose results never landed are dropped (the batch reruns).
-    trees = [t for t in _read_jsonl(trees_path) if unit_key(t) in done]
+    trees = [t for t in _read(trees_path) if unit_key(t) in done]
     if trees_path.exists():
-        tmp = trees_path.with_name(".trees.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(t, sort_keys=True) + "\n" for t in trees))
-        os.replace(tmp, trees_path)
+        atomic_write(trees_path, jsonl_text(trees))
     labels = [r.label for r in spec.rules]
     world = None if make_world is None else make_world(list(spec.problems))
     size = spec.batch_size or len(spec.problems)
@@ -256,7 +229,7 @@ def run(
             result = jax.tree.map(np.asarray, result)
             records = _records(spec, result, batch, method, budget, seed, time.perf_counter() - t0)
             if tree is not None:
-                _append(
+                append_jsonl(
                     trees_path,
                     [
                         {
@@ -272,7 +245,7 @@ def run(
                         for r, nodes in zip(records, tree, strict=True)
                     ],
                 )
-            _append(results_path, records)
+            append_jsonl(results_path, records)
             for r in records:
                 done[unit_key(r)] = r
             if progress:
@@ -285,124 +258,9 @@ def run(
     )
 
 
-# --- summary ---------------------------------------------------------------------------------
+# --- records in other shapes (summaries, tables and plots: simulations.report) ---------------
 
 METRICS = ("accuracy", "majority_accuracy", "best_of_n_accuracy", "pass_at_n")
-
-
-def _bootstrap(values: np.ndarray, rng: np.random.Generator, draws: int = 2000):
-    """A percentile 95% interval of the mean of `values` (rows resampled)."""
-    if len(values) < 2:
-        return float(values.mean()), float(values.mean())
-    means = values[rng.integers(0, len(values), size=(draws, len(values)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
-def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (method, N): each metric's mean with a bootstrap 95% CI — over seeds (per-seed means
-    resampled) when there are ≥ 2 seeds, else over problems — plus mean rollouts and FLOPs."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault((r["method"], r["budget"]), []).append(r)
-    rng = np.random.default_rng(0)
-    rows = []
-    for (method, budget), rs in groups.items():
-        seeds = sorted({r["seed"] for r in rs})
-        row: dict[str, Any] = {
-            "method": method,
-            "budget": budget,
-            "seeds": len(seeds),
-            "problems": len({r["problem"] for r in rs}),
-            "ci_over": "seeds" if len(seeds) > 1 else "problems",
-        }
-        for metric in METRICS:
-            if len(seeds) > 1:
-                values = np.asarray(
-                    [np.mean([r[metric] for r in rs if r["seed"] == s]) for s in seeds], float
-                )
-            else:
-                values = np.asarray([r[metric] for r in rs], float)
-            row[metric] = float(values.mean())
-            row[f"{metric}_ci95"] = _bootstrap(values, rng)
-        row["rollouts"] = float(np.mean([r["rollouts"] for r in rs]))
-        row["flops"] = float(np.mean([r["flops"]["total"] for r in rs]))
-        rows.append(row)
-    return rows
-
-
-def summary_table(rows: Sequence[dict[str, Any]]) -> str:
-    head = f"{'method':<22}{'N':>5}{'accuracy % (95% CI)':>24}{'majority %':>12}{'pass@N %':>10}"
-    lines = [head + f"{'rollouts':>10}{'TFLOPs':>10}"]
-    for r in rows:
-        lo, hi = r["accuracy_ci95"]
-        acc = f"{100 * r['accuracy']:.1f} ({100 * lo:.1f}–{100 * hi:.1f})"
-        lines.append(
-            f"{r['method']:<22}{r['budget']:>5}{acc:>24}{100 * r['majority_accuracy']:>12.1f}"
-            f"{100 * r['pass_at_n']:>10.1f}{r['rollouts']:>10.0f}{r['flops'] / 1e12:>10.1f}"
-        )
-    return "\n".join(lines)
-
-
-def by_level(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int], dict[int, float]]:
-    """accuracy per MATH level, per (method, N)."""
-    out: dict[tuple[str, int], dict[int, list[int]]] = {}
-    for r in records:
-        if r.get("level") is None:
-            continue
-        out.setdefault((r["method"], r["budget"]), {}).setdefault(r["level"], []).append(
-            r["accuracy"]
-        )
-    return {k: {lv: float(np.mean(v)) for lv, v in sorted(d.items())} for k, d in out.items()}
-
-
-def plot(rows, records, out: Path, title: str) -> list[Path]:
-    """accuracy vs N, accuracy vs FLOPs (95% CI bands), accuracy by MATH level (largest N)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    paths = []
-
-    def save(fig, name):
-        path, tmp = out / name, out / f".{name}.tmp.png"
-        fig.tight_layout()
-        fig.savefig(tmp)
-        plt.close(fig)
-        os.replace(tmp, path)
-        paths.append(path)
-
-    for xkey, xlabel, name in (
-        ("budget", "rollout budget N", "accuracy_vs_budget.png"),
-        ("flops", "FLOPs per problem", "accuracy_vs_flops.png"),
-    ):
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-        for m in methods:
-            rs = sorted((r for r in rows if r["method"] == m), key=lambda r: r["budget"])
-            x = np.asarray([r[xkey] for r in rs], float)
-            ax.plot(x, [100 * r["accuracy"] for r in rs], marker="o", label=m)
-            lo = [100 * r["accuracy_ci95"][0] for r in rs]
-            hi = [100 * r["accuracy_ci95"][1] for r in rs]
-            ax.fill_between(x, lo, hi, alpha=0.15)
-        ax.set_xscale("log", base=2 if xkey == "budget" else 10)
-        ax.set(xlabel=xlabel, ylabel="accuracy (PRM-weighted vote), %", title=title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        save(fig, name)
-    levels = by_level(records)
-    if levels:
-        top = max(r["budget"] for r in rows)
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-        for m in methods:
-            d = levels.get((m, top), {})
-            if d:
-                ax.plot(list(d), [100 * v for v in d.values()], marker="o", label=m)
-        ax.set(xlabel="MATH level", ylabel="accuracy, %", title=f"{title}, N = {top}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        save(fig, "accuracy_by_level.png")
-    return paths
 
 
 def strip_timing(record: dict[str, Any]) -> dict[str, Any]:
