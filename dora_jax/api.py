@@ -9,74 +9,27 @@ string hyperparameters first, e.g.::
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from dora_jax import _checks, directions, rules
+from dora_jax import _checks, rules
 from dora_jax.apportion import ROUNDINGS, full_mask
+from dora_jax.registry import RULES, RuleInfo, rule_info
+
+METHODS: tuple[str, ...] = tuple(RULES)  # the rules registered at import (the paper's)
 
 
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    """A named allocation rule: its kernel, its continuous weights (if any), its defaults."""
-
-    allocate: Callable[..., Int[Array, " K"]]
-    weights: Callable[..., Float[Array, " K"]] | None
-    defaults: Mapping[str, Any]
-
-
-RULES: Mapping[str, Rule] = {
-    "temperature_sampling": Rule(rules.temperature_sampling, rules.uniform_weights, {}),
-    "beam_search": Rule(rules.beam_search, None, {"beam_width": rules.BEAM_WIDTH}),
-    "dvts": Rule(rules.dvts, None, {"beam_width": rules.BEAM_WIDTH, "groups": None}),
-    "rebase": Rule(
-        rules.rebase,
-        rules.rebase_weights,
-        {"temperature": rules.REBASE_TEMPERATURE, "rounding": "hamilton"},
-    ),
-    "dora": Rule(
-        rules.dora,
-        rules.dora_weights,
-        {
-            "temperature": rules.REBASE_TEMPERATURE,
-            "similarity_temperature": rules.SIMILARITY_TEMPERATURE,
-            "rounding": "hamilton",
-            "prefilter": "none",
-        },
-    ),
-    "optimal": Rule(rules.optimal, None, {"kappa": 1.0, "temperature": None, "directions": None}),
-    "oracle": Rule(rules.oracle, None, {}),
-    "bayes": Rule(
-        directions.bayes_allocation,
-        None,
-        {
-            "kappa": 1.0,
-            "num_samples": directions.NUM_SAMPLES,
-            "concentration": directions.CONCENTRATION,
-            "merge_cosine": directions.MERGE_COSINE,
-            "score_scale": directions.SCORE_SCALE,
-            "iterations": directions.ITERATIONS,
-        },
-    ),
-}
-
-METHODS: tuple[str, ...] = tuple(RULES)
-
-
-def _rule(method: str) -> Rule:
-    if not isinstance(method, str) or method not in RULES:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return RULES[method]
+def _rule(method: str) -> RuleInfo:
+    return rule_info(method)
 
 
 def _check_hyperparameters(method: str, hp: Mapping[str, Any], k: int, extra=()) -> None:
-    allowed = set(RULES[method].defaults) | set(extra)
+    allowed = set(rule_info(method).defaults) | set(extra)
     for name in hp:
         if name not in allowed:
             names = ", ".join(sorted(allowed)) or "none"
@@ -166,11 +119,8 @@ def allocate(
     scores, mask, embeddings = _prepare(scores, mask, embeddings)
     _check_hyperparameters(method, hyperparameters, scores.shape[0])
     _checks.check_budget(budget)
-    if method == "optimal" and hyperparameters.get("temperature") is None:
-        _checks.check_probabilities(
-            "scores (prior means w for optimal without temperature)", scores
-        )
-    del rule
+    if rule.probability_scores:
+        _checks.check_probabilities(f"scores (PRM probabilities R for {method})", scores)
     hp = _ids(dict(hyperparameters))
     static = tuple(sorted((k, v) for k, v in hp.items() if _is_static(v)))
     dynamic = {k: v for k, v in hp.items() if not _is_static(v)}
@@ -211,16 +161,15 @@ def allocation_weights(
         )
     scores, mask, embeddings = _prepare(scores, mask, embeddings)
     hp = dict(hyperparameters)
-    _check_hyperparameters(
-        method, hp, scores.shape[0], extra=("budget",) if method == "dora" else ()
-    )
+    _check_hyperparameters(method, hp, scores.shape[0], extra=rule.weights_takes)
+    if rule.probability_scores:
+        _checks.check_probabilities(f"scores (PRM probabilities R for {method})", scores)
+    if rule.validate is not None:
+        rule.validate(rule.resolve(hp))
     hp.pop("rounding", None)
-    if method == "dora":
-        if hp.get("prefilter", "none") != "none" and hp.get("budget") is None:
-            raise ValueError("dora's prefilter='rebase_round' depends on N: pass budget=N")
-        if hp.get("budget") is not None:
-            _checks.check_budget(hp["budget"])
-            hp["budget"] = jnp.asarray(hp["budget"], jnp.int32)
+    if hp.get("budget") is not None:
+        hp["budget"] = jnp.asarray(hp["budget"], jnp.int32)
+    if rule.reads_embeddings:
         hp["embeddings"] = embeddings
     static = tuple(sorted((k, v) for k, v in hp.items() if _is_static(v)))
     dynamic = {k: v for k, v in hp.items() if not _is_static(v)}
