@@ -205,8 +205,8 @@ class HostWorld:
         requests, where = [], []
         for r in range(rows):
             groups: dict[int, list[int]] = {}
-            for s in np.flatnonzero(active[r]):
-                groups.setdefault(int(node[r, s]), []).append(int(s))
+            for slot in np.flatnonzero(active[r]):
+                groups.setdefault(int(node[r, slot]), []).append(int(slot))
             for handle, members in groups.items():
                 if self.nodes[handle].finished:
                     raise RuntimeError(f"node {handle} is finished but was sent to generate")

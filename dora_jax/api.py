@@ -19,13 +19,9 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from dora_jax import _checks, rules
 from dora_jax.apportion import ROUNDINGS, full_mask
-from dora_jax.registry import RULES, RuleInfo, rule_info
+from dora_jax.registry import RULES, rule_info
 
 METHODS: tuple[str, ...] = tuple(RULES)  # the rules registered at import (the paper's)
-
-
-def _rule(method: str) -> RuleInfo:
-    return rule_info(method)
 
 
 def _check_hyperparameters(method: str, hp: Mapping[str, Any], k: int, extra=()) -> None:
@@ -91,13 +87,14 @@ def allocate(
     """How many of the N rollouts each of K candidates gets, by a named rule.
 
     Args:
-      method: one of `METHODS`: "temperature_sampling" (Eq. 1), "beam_search" (Eq. 2),
-        "dvts" (Eq. 3), "rebase" (Eq. 4), "dora" (Eqs. 10–13), "optimal" (Eq. 7), "oracle"
-        (all N on the highest score: pass the TRUE success probabilities as scores), "bayes"
-        (Eq. 7 with direction-shared p under a posterior over directions from the embeddings,
-        `dora_jax.directions`; scores are the prior means w in [0, 1]).
-      scores: Float[K], the candidates' PRM scores R (for "optimal" without a temperature: the
-        prior means w in [0, 1]).
+      method: a registered rule (`RULES`; the paper's are `METHODS`): "temperature_sampling"
+        (Eq. 1), "beam_search" (Eq. 2), "dvts" (Eq. 3), "rebase" (Eq. 4), "dora" (Eqs. 10–13),
+        "optimal" (Eq. 7), "oracle" (all N on the highest score: pass the TRUE success
+        probabilities as scores), "bayes" (Eq. 7 with direction-shared p under a posterior over
+        directions from the embeddings, `dora_jax.directions`; scores are the prior means w).
+      scores: Float[K], the candidates' PRM scores R, probabilities in [0, 1] (the paper's R,
+        §2.1; for "optimal" without a temperature: the prior means w). Checked when called
+        eagerly for every rule whose record has `probability_scores`.
       budget: N ≥ 1 (may be traced: no recompilation for a new N).
       key: optional PRNG key; breaks ties at random instead of by lower index.
       embeddings: Float[K, E], used by "dora" (cosine similarity); without them DORA treats every
@@ -115,7 +112,7 @@ def allocate(
     Raises:
       ValueError: on bad arguments, when called eagerly (see docs/allocation.md for jit).
     """
-    rule = _rule(method)
+    rule = rule_info(method)
     scores, mask, embeddings = _prepare(scores, mask, embeddings)
     _check_hyperparameters(method, hyperparameters, scores.shape[0])
     _checks.check_budget(budget)
@@ -154,7 +151,7 @@ def allocation_weights(
     (Eq. 12). DORA's `prefilter="rebase_round"` depends on N: pass `budget=N` with it.
     `rounding` is accepted and ignored (it acts after the shares).
     """
-    rule = _rule(method)
+    rule = rule_info(method)
     if rule.weights is None:
         raise ValueError(
             f"{method} has no continuous weights (it allocates integers directly); use allocate"
@@ -178,4 +175,6 @@ def allocation_weights(
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _weights_compiled(method, static, scores, mask, dynamic):
-    return RULES[method].weights(scores, mask=mask, **dict(static), **dynamic)
+    weights = RULES[method].weights
+    assert weights is not None  # allocation_weights checked it
+    return weights(scores, mask=mask, **dict(static), **dynamic)

@@ -150,12 +150,12 @@ def log_gammas(
             new.append(jnp.where(jnp.isnan(k) & ok, log_v, k))
         return j + 1, tuple(new)
 
-    start = (jnp.int32(0), tuple(jnp.float32(jnp.nan) for _ in shapes))
-    _, kept = jax.lax.while_loop(undecided, propose, start)
+    init = (jnp.int32(0), tuple(jnp.float32(jnp.nan) for _ in shapes))
+    _, kept = jax.lax.while_loop(undecided, propose, init)
     out = []
-    for start, a, s, di, k in zip(starts, shapes, small, d, kept, strict=True):
+    for first, a, s, di, k in zip(starts, shapes, small, d, kept, strict=True):
         log_g = jnp.log(di) + jnp.where(jnp.isnan(k), 0.0, k)  # log v = 0: the mode
-        log_boost = jnp.log(uniform(jnp.uint32(start + 2 * PROPOSALS)))
+        log_boost = jnp.log(uniform(jnp.uint32(first + 2 * PROPOSALS)))
         out.append(jnp.where(s, log_g + log_boost / a, log_g))
     return tuple(out)
 

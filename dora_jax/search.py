@@ -8,29 +8,35 @@ Per problem the engine holds N *slots* (active partial solutions). One round:
    code scores all beams before filtering); slots that finished are appended to a finished buffer
    (a masked scatter at a running count) with their score, answer, correctness and tokens;
 3. the search stops when ≥ N solutions are finished, at T_max, or when nothing is left alive;
-4. otherwise the rule allocates N over the survivors (DORA also embeds them, `world.embed`), and
-   the next round's N slots are the survivors repeated B_i times: an exclusive cumsum of B gives
-   each new slot its parent (a gather; no lists, no copies). Temperature sampling does not
-   reallocate: each survivor simply continues, so a run is N independent samples (best-of-N).
-   Beam search and DVTS refill to N (DVTS's subtree ids travel with the slots).
+4. otherwise the rule allocates N over the survivors, and the next round's N slots are the
+   survivors repeated B_i times: an exclusive cumsum of B gives each new slot its parent (a
+   gather; no lists, no copies).
+
+What a rule needs is read from its registry record (`dora_jax.registry.RuleInfo`), never from its
+name: rules that read embeddings get the survivors embedded (`world.embed`), rules that read the
+truth get the world's true p instead of the scores, a rule that does not reallocate lets every
+survivor continue on its own slot (N independent samples: best-of-N), and a rule with groups
+gets the slots' subtree ids, which travel with the slots.
 
 The vote uses the first N finished solutions (in finish order; within a round by slot index).
 A finished buffer of F = 2N slots suffices: fewer than N are finished before the last round and
 at most N finish in it.
 
-The state is one NamedTuple of fixed-shape arrays, the round is a pure function, and the loop is
-injectable (mctx style): `search` runs a `lax.while_loop` that stops when the problem is done (under
-`vmap`, when every problem is), fully compiled for the synthetic world; a host-side backend (a real
-LLM) runs the same `search_round` from a Python loop. The engine knows nothing of the world beyond
-the `World` protocol.
+The state is one NamedTuple of fixed-shape arrays, the round is a pure function of named steps
+(`plan_round`, `expand_and_score`, `append_finished`, `close_round`), and the loop is injectable
+(mctx style): `search` runs a `lax.while_loop` that stops when the problem is done (under `vmap`,
+when every problem is), fully compiled for the synthetic world; `search_batch` runs the rounds
+from a Python loop with the same compiled steps and a host world's generation, scoring and
+embedding (a real LLM, `HostBatchWorld`) called between them, outside jit. The engine knows
+nothing of the world beyond the `World` protocol (`dora_jax.base`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -475,7 +481,7 @@ def close_round(
     rule,
     embed: Callable[[], Float[Array, "N E"]],
     truth: Callable[[], Float[Array, " N"]],
-    prompt: Int[Array, ""],
+    prompt: Int[Array, ""] | int,
     *,
     budget=None,
 ) -> SearchState:
@@ -554,7 +560,8 @@ def while_loop(state: SearchState, round_fn: Callable[[SearchState], SearchState
 
 
 def python_loop(state: SearchState, round_fn, max_rounds):
-    """A host loop over the same round function (for backends that call a real LLM)."""
+    """A Python loop over the same round function (one problem; see `search_batch` for a batch
+    with a host world)."""
     while not bool(state.done) and int(state.round) < max_rounds:
         state = round_fn(state)
     return state
@@ -604,10 +611,11 @@ def search(
         checked). A smaller budget runs in the `config.budget` slots with the extra ones dead
         from the start, so one compiled search serves several budgets: the same search as one
         compiled for N when the world's draws for slot i do not depend on the number of slots
-        (SyntheticWorld's do not), bit for bit except that DORA's sums over the slots may round
-        differently in the last bit (and so rarely break a float near-tie the other way). The
+        (SyntheticWorld's do not), bit for bit except that a rule's float sums over the slots may
+        round differently in the last bit (and so rarely break a float near-tie the other way). The
         result keeps the `config.budget` shapes (F = 2·config.budget, trace [T, config.budget]).
-      loop: `while_loop` (compiled, default) or `python_loop` (host backends).
+      loop: `while_loop` (compiled, default) or `python_loop` (the same rounds from Python;
+        a host world runs through `search_batch`).
 
     Returns:
       SearchResult: votes (weighted = the paper's accuracy, majority, best-of-N, pass@N), the
@@ -652,8 +660,9 @@ def search_batch(
     Returns:
       SearchResult with leading axis P.
     """
-    fns = _batch_functions(world, config, int(rule))
-    host = world if isinstance(world, HostBatchWorld) else _pure_batch_world(world)
+    # Worlds are cached by identity (a host world holds a mutable store: it hashes by id).
+    fns = _batch_functions(cast(Hashable, world), config, int(rule))
+    host = world if isinstance(world, HostBatchWorld) else _pure_batch_world(cast(Hashable, world))
     state = fns.init(keys, problems)
     for _ in range(config.max_rounds):
         if bool(jnp.all(state.done)):
@@ -766,5 +775,5 @@ class SyntheticWorld:
         return self.config.prompt_tokens
 
     def truth(self, slots):
-        """The ground-truth success probability p of each slot's node (for oracle rules)."""
+        """The ground-truth success probability p of each slot's node (for rules that read it)."""
         return slots.p
