@@ -1,18 +1,20 @@
 """Any text `Backend` (backends.protocol) as the JAX engine's `World` (dora_jax.search).
 
 The engine's state stays arrays: a slot is an int32 handle of a node in a host-side tree store
-(plus its path's token count). `expand`, `score` and `embed` leave the compiled round through
-`jax.pure_callback` with `vmap_method="expand_dims"`: under `jax.vmap` over problems the host
-function receives the WHOLE batch ([P, N] handles), so one search round makes one
-`Backend.generate` call, one `Backend.score` call and (for DORA) one `Backend.embed` call for
-every problem and candidate. Copies of one node (the rule gave it B_i > 1 rollouts) become one
-request with n = B_i samples. Only the slots the engine reads (`active`) are sent to the model.
+(plus its path's token count). The model is never called from inside a compiled function:
+`dora_jax.search.search_batch` runs the round loop on the host and calls this world's
+`expand_batch`, `score_batch` and `embed_batch` (the engine's `HostBatchWorld` protocol) BETWEEN
+its compiled, pure steps, with every problem's slots at once ([P, N] handles as NumPy arrays). So
+one search round makes one `Backend.generate` call, one `Backend.score` call and (for rules that
+read embeddings) at most one `Backend.embed` call for every problem and candidate, and the store
+may grow and raise freely (nothing is traced, cached or re-executed by JAX). Copies of one node
+(the rule gave it B_i > 1 rollouts) become one request with n = B_i samples. Only the slots the
+engine reads (`active`) are sent to the model.
 
-Run it with `dora_jax.search.search_batch` (the round loop on the host); problems are the int32
-indices of `HostWorld.problems`. Finished solutions are graded on the host (math-verify via
-backends.grading); answers are interned per problem into int ids (equivalent answers share an
-id, `grading.answer_key`) for the engine's votes. The store keeps every node (texts, tokens,
-scores, grades), so a run's full search tree can be written out (`HostWorld.tree`).
+Problems are the int32 indices of `HostWorld.problems`. Finished solutions are graded on the host
+(math-verify via backends.grading); answers are interned per problem into int ids (equivalent
+answers share an id, `grading.answer_key`) for the engine's votes. The store keeps every node
+(texts, tokens, scores, grades), so a run's full search tree can be written out (`HostWorld.tree`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from jaxtyping import Array, Int
 from backends import grading
 from backends.datasets import Problem
 from backends.protocol import Backend, Prefix, StepRequest, StepSample
+from dora_jax.base import Step
 
 
 class HostSlots(NamedTuple):
@@ -118,53 +121,6 @@ class HostWorld:
         node = jnp.broadcast_to(jnp.asarray(problem, jnp.int32), (num_slots,))
         return HostSlots(node=node, tokens=jnp.zeros((num_slots,), jnp.int32))
 
-    def expand(self, key, problem, slots: HostSlots, final, active=None):
-        from dora_jax.world import Step
-
-        del problem
-        n = slots.node.shape[0]
-        active = jnp.ones((n,), bool) if active is None else active
-        i32 = jax.ShapeDtypeStruct((n,), jnp.int32)
-        b = jax.ShapeDtypeStruct((n,), jnp.bool_)
-        node, tokens, finished, correct, answer, step_tokens = jax.pure_callback(
-            self._expand_host,
-            (i32, i32, b, b, i32, i32),
-            slots.node,
-            slots.tokens,
-            jnp.asarray(final, jnp.bool_),
-            active,
-            _key_words(key),
-            vmap_method="expand_dims",
-        )
-        step = Step(
-            finished=finished, correct=correct, answer=answer, tokens=step_tokens, direction=node
-        )
-        return HostSlots(node=node, tokens=tokens), step
-
-    def score(self, key, problem, slots: HostSlots, active=None):
-        del key, problem
-        n = slots.node.shape[0]
-        active = jnp.ones((n,), bool) if active is None else active
-        return jax.pure_callback(
-            self._score_host,
-            jax.ShapeDtypeStruct((n,), jnp.float32),
-            slots.node,
-            active,
-            vmap_method="expand_dims",
-        )
-
-    def embed(self, key, problem, slots: HostSlots, active=None):
-        del key, problem
-        n = slots.node.shape[0]
-        active = jnp.ones((n,), bool) if active is None else active
-        return jax.pure_callback(
-            self._embed_host,
-            jax.ShapeDtypeStruct((n, self.embed_dim), jnp.float32),
-            slots.node,
-            active,
-            vmap_method="expand_dims",
-        )
-
     def path_tokens(self, slots: HostSlots):
         return slots.tokens
 
@@ -177,6 +133,33 @@ class HostWorld:
             dim = getattr(self.backend, "embed_dim", None)
             self._embed_dim = int(dim) if dim else int(self.backend.embed(["probe"]).shape[1])
         return self._embed_dim
+
+    # --- the engine's host calls (HostBatchWorld): [P, N] arrays, outside jit ------------
+
+    def expand_batch(self, keys, problems, slots: HostSlots, final, active):
+        """One generation call for every problem's active slots → (HostSlots, Step), [P, N]."""
+        del problems  # a node handle knows its problem
+        node, tokens, finished, correct, answer, step_tokens = self._expand_host(
+            np.asarray(slots.node),
+            np.asarray(slots.tokens),
+            np.asarray(final),
+            np.asarray(active),
+            _key_words(keys),
+        )
+        step = Step(
+            finished=finished, correct=correct, answer=answer, tokens=step_tokens, direction=node
+        )
+        return HostSlots(node=node, tokens=tokens), step
+
+    def score_batch(self, keys, problems, slots: HostSlots, active):
+        """One PRM call for every problem's active slots → Float32[P, N] (0 elsewhere)."""
+        del keys, problems
+        return self._score_host(np.asarray(slots.node), np.asarray(active))
+
+    def embed_batch(self, keys, problems, slots: HostSlots, active):
+        """At most one embedding call (none if nothing is active) → Float32[P, N, E]."""
+        del keys, problems
+        return self._embed_host(np.asarray(slots.node), np.asarray(active))
 
     # --- host side ---------------------------------------------------------------------
 
@@ -215,18 +198,15 @@ class HostWorld:
         return len(self.nodes) - 1
 
     def _expand_host(self, node, tokens, final, active, key_words):
-        node, batched = _as_batch(node)
-        tokens = _as_batch(tokens)[0]
-        active = np.broadcast_to(_as_batch(active)[0], node.shape)
+        """node, tokens, active: [P, N]; final: Bool[P]; key_words: UInt32[P, 2]."""
         rows = node.shape[0]
         final = np.broadcast_to(np.asarray(final).reshape(-1), (rows,))
-        key_words = np.asarray(key_words, np.uint32).reshape(-1, 2)
-        key_words = np.broadcast_to(key_words, (rows, 2))
+        key_words = np.broadcast_to(np.asarray(key_words, np.uint32).reshape(-1, 2), (rows, 2))
         requests, where = [], []
         for r in range(rows):
             groups: dict[int, list[int]] = {}
-            for s in np.flatnonzero(active[r]):
-                groups.setdefault(int(node[r, s]), []).append(int(s))
+            for slot in np.flatnonzero(active[r]):
+                groups.setdefault(int(node[r, slot]), []).append(int(slot))
             for handle, members in groups.items():
                 if self.nodes[handle].finished:
                     raise RuntimeError(f"node {handle} is finished but was sent to generate")
@@ -266,12 +246,9 @@ class HostWorld:
                         finished[r, s] = True
                         correct[r, s] = self._grade_node(c)
                         answer[r, s] = c.answer
-        out = (new_node, new_tokens, finished, correct, answer, step_tokens)
-        return tuple(x if batched else x[0] for x in out)
+        return new_node, new_tokens, finished, correct, answer, step_tokens
 
     def _score_host(self, node, active):
-        node, batched = _as_batch(node)
-        active = np.broadcast_to(_as_batch(active)[0], node.shape)
         handles = sorted({int(h) for h in node[active]})
         out = np.zeros(node.shape, np.float32)
         if handles:
@@ -283,11 +260,9 @@ class HostWorld:
                     self.nodes[h].score = float(value)
             lookup = {h: self.nodes[h].score for h in handles}
             out[active] = [lookup[int(h)] for h in node[active]]
-        return out if batched else out[0]
+        return out
 
     def _embed_host(self, node, active):
-        node, batched = _as_batch(node)
-        active = np.broadcast_to(_as_batch(active)[0], node.shape)
         out = np.zeros((*node.shape, self.embed_dim), np.float32)
         handles = sorted({int(h) for h in node[active]})
         if handles:
@@ -297,7 +272,7 @@ class HostWorld:
             )
             index = {h: i for i, h in enumerate(handles)}
             out[active] = vectors[[index[int(h)] for h in node[active]]]
-        return out if batched else out[0]
+        return out
 
     # --- records -------------------------------------------------------------------------
 
@@ -328,13 +303,9 @@ class HostWorld:
         return {v: k for k, v in self._answers[problem].items()}
 
 
-def _key_words(key) -> Array:
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return key.astype(jnp.uint32).reshape(*key.shape[:-1], -1)[..., :2]
-
-
-def _as_batch(x) -> tuple[np.ndarray, bool]:
-    """(x with a leading batch axis, whether it had one): callbacks see [P, N] under vmap."""
-    x = np.asarray(x)
-    return (x, True) if x.ndim >= 2 else (x[None], False)
+def _key_words(keys) -> np.ndarray:
+    """UInt32[P, 2]: the first two words of each problem's round key (typed or raw)."""
+    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = jax.random.key_data(keys)
+    words = np.asarray(keys).astype(np.uint32)
+    return words.reshape(*words.shape[:-1], -1)[..., :2]

@@ -7,6 +7,8 @@ skipped; what happens then is documented in docs/allocation.md ("Bad input").
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 
@@ -23,7 +25,22 @@ def concrete(x):
         return None
 
 
+# Counts and their running sums are int32 (Σ B = N must fit): the largest budget N.
+MAX_BUDGET = int(np.iinfo(np.int32).max)
+
+
 def check_budget(budget) -> None:
+    """N: an integer scalar in [1, MAX_BUDGET]."""
+    # Before NumPy sees it: a Python int beyond int64 would become an object array.
+    big = (isinstance(budget, int) and not isinstance(budget, bool) and budget > MAX_BUDGET) or (
+        isinstance(budget, float) and math.isfinite(budget) and budget > MAX_BUDGET
+    )
+    if big:
+        raise ValueError(
+            f"budget must be <= MAX_BUDGET = {MAX_BUDGET} (int32 counts), got {budget:.4g}"
+            if isinstance(budget, float)
+            else f"budget must be <= MAX_BUDGET = {MAX_BUDGET} (int32 counts), got {budget}"
+        )
     b = concrete(budget)
     if b is None:
         return
@@ -31,6 +48,10 @@ def check_budget(budget) -> None:
         raise ValueError(f"budget must be an integer scalar, got {budget!r}")
     if int(b) < 1:
         raise ValueError(f"budget must be >= 1, got {int(b)}")
+    if int(b) > MAX_BUDGET:
+        raise ValueError(
+            f"budget must be <= MAX_BUDGET = {MAX_BUDGET} (int32 counts), got {int(b)}"
+        )
 
 
 def check_positive(name: str, value) -> None:

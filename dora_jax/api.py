@@ -9,74 +9,23 @@ string hyperparameters first, e.g.::
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from dora_jax import _checks, directions, rules
+from dora_jax import _checks, rules
 from dora_jax.apportion import ROUNDINGS, full_mask
+from dora_jax.registry import RULES, rule_info
 
-
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    """A named allocation rule: its kernel, its continuous weights (if any), its defaults."""
-
-    allocate: Callable[..., Int[Array, " K"]]
-    weights: Callable[..., Float[Array, " K"]] | None
-    defaults: Mapping[str, Any]
-
-
-RULES: Mapping[str, Rule] = {
-    "temperature_sampling": Rule(rules.temperature_sampling, rules.uniform_weights, {}),
-    "beam_search": Rule(rules.beam_search, None, {"beam_width": rules.BEAM_WIDTH}),
-    "dvts": Rule(rules.dvts, None, {"beam_width": rules.BEAM_WIDTH, "groups": None}),
-    "rebase": Rule(
-        rules.rebase,
-        rules.rebase_weights,
-        {"temperature": rules.REBASE_TEMPERATURE, "rounding": "hamilton"},
-    ),
-    "dora": Rule(
-        rules.dora,
-        rules.dora_weights,
-        {
-            "temperature": rules.REBASE_TEMPERATURE,
-            "similarity_temperature": rules.SIMILARITY_TEMPERATURE,
-            "rounding": "hamilton",
-            "prefilter": "none",
-        },
-    ),
-    "optimal": Rule(rules.optimal, None, {"kappa": 1.0, "temperature": None, "directions": None}),
-    "oracle": Rule(rules.oracle, None, {}),
-    "bayes": Rule(
-        directions.bayes_allocation,
-        None,
-        {
-            "kappa": 1.0,
-            "num_samples": directions.NUM_SAMPLES,
-            "concentration": directions.CONCENTRATION,
-            "merge_cosine": directions.MERGE_COSINE,
-            "score_scale": directions.SCORE_SCALE,
-            "iterations": directions.ITERATIONS,
-        },
-    ),
-}
-
-METHODS: tuple[str, ...] = tuple(RULES)
-
-
-def _rule(method: str) -> Rule:
-    if not isinstance(method, str) or method not in RULES:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return RULES[method]
+METHODS: tuple[str, ...] = tuple(RULES)  # the rules registered at import (the paper's)
 
 
 def _check_hyperparameters(method: str, hp: Mapping[str, Any], k: int, extra=()) -> None:
-    allowed = set(RULES[method].defaults) | set(extra)
+    allowed = set(rule_info(method).defaults) | set(extra)
     for name in hp:
         if name not in allowed:
             names = ", ".join(sorted(allowed)) or "none"
@@ -138,13 +87,14 @@ def allocate(
     """How many of the N rollouts each of K candidates gets, by a named rule.
 
     Args:
-      method: one of `METHODS`: "temperature_sampling" (Eq. 1), "beam_search" (Eq. 2),
-        "dvts" (Eq. 3), "rebase" (Eq. 4), "dora" (Eqs. 10–13), "optimal" (Eq. 7), "oracle"
-        (all N on the highest score: pass the TRUE success probabilities as scores), "bayes"
-        (Eq. 7 with direction-shared p under a posterior over directions from the embeddings,
-        `dora_jax.directions`; scores are the prior means w in [0, 1]).
-      scores: Float[K], the candidates' PRM scores R (for "optimal" without a temperature: the
-        prior means w in [0, 1]).
+      method: a registered rule (`RULES`; the paper's are `METHODS`): "temperature_sampling"
+        (Eq. 1), "beam_search" (Eq. 2), "dvts" (Eq. 3), "rebase" (Eq. 4), "dora" (Eqs. 10–13),
+        "optimal" (Eq. 7), "oracle" (all N on the highest score: pass the TRUE success
+        probabilities as scores), "bayes" (Eq. 7 with direction-shared p under a posterior over
+        directions from the embeddings, `dora_jax.directions`; scores are the prior means w).
+      scores: Float[K], the candidates' PRM scores R, probabilities in [0, 1] (the paper's R,
+        §2.1; for "optimal" without a temperature: the prior means w). Checked when called
+        eagerly for every rule whose record has `probability_scores`.
       budget: N ≥ 1 (may be traced: no recompilation for a new N).
       key: optional PRNG key; breaks ties at random instead of by lower index.
       embeddings: Float[K, E], used by "dora" (cosine similarity); without them DORA treats every
@@ -162,15 +112,12 @@ def allocate(
     Raises:
       ValueError: on bad arguments, when called eagerly (see docs/allocation.md for jit).
     """
-    rule = _rule(method)
+    rule = rule_info(method)
     scores, mask, embeddings = _prepare(scores, mask, embeddings)
     _check_hyperparameters(method, hyperparameters, scores.shape[0])
     _checks.check_budget(budget)
-    if method == "optimal" and hyperparameters.get("temperature") is None:
-        _checks.check_probabilities(
-            "scores (prior means w for optimal without temperature)", scores
-        )
-    del rule
+    if rule.probability_scores:
+        _checks.check_probabilities(f"scores (PRM probabilities R for {method})", scores)
     hp = _ids(dict(hyperparameters))
     static = tuple(sorted((k, v) for k, v in hp.items() if _is_static(v)))
     dynamic = {k: v for k, v in hp.items() if not _is_static(v)}
@@ -204,23 +151,22 @@ def allocation_weights(
     (Eq. 12). DORA's `prefilter="rebase_round"` depends on N: pass `budget=N` with it.
     `rounding` is accepted and ignored (it acts after the shares).
     """
-    rule = _rule(method)
+    rule = rule_info(method)
     if rule.weights is None:
         raise ValueError(
             f"{method} has no continuous weights (it allocates integers directly); use allocate"
         )
     scores, mask, embeddings = _prepare(scores, mask, embeddings)
     hp = dict(hyperparameters)
-    _check_hyperparameters(
-        method, hp, scores.shape[0], extra=("budget",) if method == "dora" else ()
-    )
+    _check_hyperparameters(method, hp, scores.shape[0], extra=rule.weights_takes)
+    if rule.probability_scores:
+        _checks.check_probabilities(f"scores (PRM probabilities R for {method})", scores)
+    if rule.validate is not None:
+        rule.validate(rule.resolve(hp))
     hp.pop("rounding", None)
-    if method == "dora":
-        if hp.get("prefilter", "none") != "none" and hp.get("budget") is None:
-            raise ValueError("dora's prefilter='rebase_round' depends on N: pass budget=N")
-        if hp.get("budget") is not None:
-            _checks.check_budget(hp["budget"])
-            hp["budget"] = jnp.asarray(hp["budget"], jnp.int32)
+    if hp.get("budget") is not None:
+        hp["budget"] = jnp.asarray(hp["budget"], jnp.int32)
+    if rule.reads_embeddings:
         hp["embeddings"] = embeddings
     static = tuple(sorted((k, v) for k, v in hp.items() if _is_static(v)))
     dynamic = {k: v for k, v in hp.items() if not _is_static(v)}
@@ -229,4 +175,6 @@ def allocation_weights(
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _weights_compiled(method, static, scores, mask, dynamic):
-    return RULES[method].weights(scores, mask=mask, **dict(static), **dynamic)
+    weights = RULES[method].weights
+    assert weights is not None  # allocation_weights checked it
+    return weights(scores, mask=mask, **dict(static), **dynamic)

@@ -110,6 +110,7 @@ equal scores, to the lower indices, as in the core). Over disagreeing samples it
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -168,6 +169,96 @@ def _unit_rows(embeddings: Float[Array, "K E"]) -> Float[Array, "K E"]:
     return embeddings / jnp.where(norm > 0, norm, 1)
 
 
+class _Evidence(NamedTuple):
+    """What the posterior's updates read, in processing order (see `direction_posterior`)."""
+
+    unit: Float[Array, "K E"]  # unit embeddings (0 rows: masked or zero)
+    ell: Float[Array, " K"]  # score logits ℓ
+    valid: Bool[Array, " K"]
+    self_dot: Float[Array, " K"]  # e_i·e_i: 1, or 0 for a zero embedding
+    rho: Float[Array, ""]  # concentration ρ
+    open_logit: Float[Array, ""]  # log α + ρ = ρ·c₀
+    half_precision: Float[Array, ""]  # 1/(2τ²)
+
+
+def _logits(ev: _Evidence, n_loo, dot_loo, ell_loo, ell_i, own):
+    """log q(z_i = t) up to a constant, from leave-one-out slot statistics ([..., T])."""
+    joinable = n_loo > _MIN_MASS
+    n_safe = jnp.where(joinable, n_loo, 1)
+    mean_l = ell_loo / n_safe
+    join = (
+        jnp.log(n_safe) + ev.rho * dot_loo / n_safe - ev.half_precision * jnp.square(ell_i - mean_l)
+    )
+    out = jnp.where(joinable, join, -jnp.inf)
+    return jnp.where(own, jnp.logaddexp(out, ev.open_logit), out)
+
+
+def _first_sweep(ev: _Evidence, carry, j):
+    """The sequential (Gauss–Seidel) pass: candidate j joins or opens a slot given rows < j."""
+    total_e, count, total_l = carry
+    slots = jnp.arange(ev.unit.shape[0])
+    e, li = ev.unit[j], ev.ell[j]
+    new = jax.nn.softmax(_logits(ev, count, total_e @ e, total_l, li, slots == j))
+    new = jnp.where(ev.valid[j], new, 0)
+    carry = (total_e + new[:, None] * e[None, :], count + new, total_l + new * li)
+    return carry, new
+
+
+def _slot_stats(ev: _Evidence, r):
+    """N_t, Σ_i r_it e_i, Σ_i r_it ℓ_i."""
+    return jnp.sum(r, axis=0), r.T @ ev.unit, r.T @ ev.ell
+
+
+def _merge(ev: _Evidence, r, count, total_e, total_l):
+    """Merge moves: slot u joins its nearest senior slot t when that raises the joint
+    (CRP + Ward) objective; at most one slot joins each t per round (gathers, no scatter)."""
+    k = r.shape[0]
+    slots = jnp.arange(k)
+    rho, open_logit = ev.rho, ev.open_logit
+    occupied = count > _MIN_MASS
+    n = jnp.where(occupied, count, 1)
+    mean_e = total_e / n[:, None]
+    mean_l = total_l / n
+    sq = jnp.sum(jnp.square(mean_e), axis=1)
+    dist = sq[:, None] + sq[None, :] - 2 * mean_e @ mean_e.T
+    misfit = rho * dist + ev.half_precision * jnp.square(mean_l[:, None] - mean_l[None, :])
+    ward = n[:, None] * n[None, :] / (n[:, None] + n[None, :]) * misfit
+    senior = (n[None, :] > n[:, None]) | (
+        (n[None, :] == n[:, None]) & (slots[None, :] < slots[:, None])
+    )
+    ward = jnp.where(occupied[:, None] & occupied[None, :] & senior, ward, jnp.inf)
+    best = jnp.argmin(ward, axis=1)
+    nb = n[best]
+    crp = lax.lgamma(n + nb) - lax.lgamma(n) - lax.lgamma(nb)
+    gain = rho - open_logit + crp - jnp.min(ward, axis=1)  # ΔL of merging u into best(u)
+    wants = gain > 0
+    offers = jnp.where(wants[:, None] & (best[:, None] == slots[None, :]), gain[:, None], -1)
+    source = jnp.argmax(offers, axis=0)  # the best slot offering to join t
+    moved = wants & (source[best] == slots) & ~wants[best]
+    gains = moved[source] & (best[source] == slots)  # (no offer: source is arbitrary)
+    move = functools.partial(_move_mass, moved=moved, gains=gains, source=source)
+    return move(r, 1), move(count, 0), move(total_e, 0), move(total_l, 0)
+
+
+def _move_mass(x, axis, *, moved, gains, source):
+    """Moves the mass of the moved slots (along `axis`) onto their targets."""
+    shape = [1] * x.ndim
+    shape[axis] = moved.shape[0]
+    keep = jnp.where(moved.reshape(shape), 0, x)
+    return keep + jnp.where(gains.reshape(shape), jnp.take(x, source, axis=axis), 0)
+
+
+def _refine(ev: _Evidence, r, count, total_e, total_l):
+    """One simultaneous update of every row from the current leave-one-out statistics."""
+    slots = jnp.arange(r.shape[0])
+    n_loo = count[None, :] - r
+    dot_loo = ev.unit @ total_e.T - r * ev.self_dot[:, None]
+    ell_loo = total_l[None, :] - r * ev.ell[:, None]
+    own = slots[:, None] == slots[None, :]
+    new = jax.nn.softmax(_logits(ev, n_loo, dot_loo, ell_loo, ev.ell[:, None], own), axis=1)
+    return jnp.where(ev.valid[:, None], new, 0)
+
+
 def direction_posterior(
     scores: Float[Array, " K"],
     embeddings: Float[Array, "K E"],
@@ -210,73 +301,13 @@ def direction_posterior(
     slots = jnp.arange(k)
     self_dot = jnp.sum(jnp.square(unit), axis=1)  # 1, or 0 for a zero embedding
 
-    def logits(n_loo, dot_loo, ell_loo, ell_i, own):
-        """log q(z_i = t) up to a constant, from leave-one-out slot statistics ([..., T])."""
-        joinable = n_loo > _MIN_MASS
-        n_safe = jnp.where(joinable, n_loo, 1)
-        mean_l = ell_loo / n_safe
-        join = (
-            jnp.log(n_safe) + rho * dot_loo / n_safe - half_precision * jnp.square(ell_i - mean_l)
-        )
-        out = jnp.where(joinable, join, -jnp.inf)
-        return jnp.where(own, jnp.logaddexp(out, open_logit), out)
-
-    def first_sweep(carry, j):
-        total_e, count, total_l = carry
-        e, li = unit[j], ell[j]
-        new = jax.nn.softmax(logits(count, total_e @ e, total_l, li, slots == j))
-        new = jnp.where(valid_o[j], new, 0)
-        carry = (total_e + new[:, None] * e[None, :], count + new, total_l + new * li)
-        return carry, new
-
-    def stats(r):
-        return jnp.sum(r, axis=0), r.T @ unit, r.T @ ell  # N_t, Σ r e, Σ r ℓ
-
-    def merge(r, count, total_e, total_l):
-        """Merge moves: slot u joins its nearest senior slot t when that raises the joint
-        (CRP + Ward) objective; at most one slot joins each t per round (gathers, no scatter)."""
-        occupied = count > _MIN_MASS
-        n = jnp.where(occupied, count, 1)
-        mean_e = total_e / n[:, None]
-        mean_l = total_l / n
-        sq = jnp.sum(jnp.square(mean_e), axis=1)
-        dist = sq[:, None] + sq[None, :] - 2 * mean_e @ mean_e.T
-        misfit = rho * dist + half_precision * jnp.square(mean_l[:, None] - mean_l[None, :])
-        ward = n[:, None] * n[None, :] / (n[:, None] + n[None, :]) * misfit
-        senior = (n[None, :] > n[:, None]) | (
-            (n[None, :] == n[:, None]) & (slots[None, :] < slots[:, None])
-        )
-        ward = jnp.where(occupied[:, None] & occupied[None, :] & senior, ward, jnp.inf)
-        best = jnp.argmin(ward, axis=1)
-        nb = n[best]
-        crp = lax.lgamma(n + nb) - lax.lgamma(n) - lax.lgamma(nb)
-        gain = rho - open_logit + crp - jnp.min(ward, axis=1)  # ΔL of merging u into best(u)
-        wants = gain > 0
-        offers = jnp.where(wants[:, None] & (best[:, None] == slots[None, :]), gain[:, None], -1)
-        source = jnp.argmax(offers, axis=0)  # the best slot offering to join t
-        moved = wants & (source[best] == slots) & ~wants[best]
-        gains = moved[source] & (best[source] == slots)  # (no offer: source is arbitrary)
-
-        def apply(x, axis):  # move the mass of the moved slots onto their targets
-            shape = [1] * x.ndim
-            shape[axis] = k
-            keep = jnp.where(moved.reshape(shape), 0, x)
-            return keep + jnp.where(gains.reshape(shape), jnp.take(x, source, axis=axis), 0)
-
-        return apply(r, 1), apply(count, 0), apply(total_e, 0), apply(total_l, 0)
-
-    def refine(r, count, total_e, total_l):
-        """One simultaneous update of every row from the current leave-one-out statistics."""
-        n_loo = count[None, :] - r
-        dot_loo = unit @ total_e.T - r * self_dot[:, None]
-        ell_loo = total_l[None, :] - r * ell[:, None]
-        own = slots[:, None] == slots[None, :]
-        new = jax.nn.softmax(logits(n_loo, dot_loo, ell_loo, ell[:, None], own), axis=1)
-        return jnp.where(valid_o[:, None], new, 0)
-
+    ev = _Evidence(unit, ell, valid_o, self_dot, rho, open_logit, half_precision)
     zeros = jnp.zeros((k,), dtype)
-    _, r = lax.scan(first_sweep, (jnp.zeros((k, unit.shape[1]), dtype), zeros, zeros), slots)
-    r = lax.fori_loop(0, iterations, lambda _, r: refine(*merge(r, *stats(r))), r)
+    start = (jnp.zeros((k, unit.shape[1]), dtype), zeros, zeros)
+    _, r = lax.scan(functools.partial(_first_sweep, ev), start, slots)
+    r = lax.fori_loop(
+        0, iterations, lambda _, r: _refine(ev, *_merge(ev, r, *_slot_stats(ev, r))), r
+    )
     back = jnp.argsort(order)
     r = r[back][:, back]
     co = r @ r.T

@@ -6,7 +6,7 @@ usual dense-transformer estimate (as in Snell et al. 2024, which the paper follo
 
     FLOPs(model) ≈ 2 · parameters · tokens processed by that model.
 
-Token accounting (DESIGN.md §4):
+Token accounting:
 - policy: every generated token once (prefix caching), plus the prompt once per problem;
 - PRM: each call reads the prompt and the whole partial solution; `prm_tokens` counts that
   (no cache), `prm_tokens_cached` counts only tokens the PRM has not read before on that path

@@ -122,7 +122,7 @@ def _direction_means(w, directions, valid):
 def optimal_counts(
     w: Float[Array, " K"],
     budget: Int[Array, ""],
-    kappa: Float[Array, ""],
+    kappa: float | Float[Array, ""],
     valid: Bool[Array, " K"],
     directions: Int[Array, " K"] | None = None,
 ) -> Int[Array, " K"]:

@@ -8,29 +8,35 @@ Per problem the engine holds N *slots* (active partial solutions). One round:
    code scores all beams before filtering); slots that finished are appended to a finished buffer
    (a masked scatter at a running count) with their score, answer, correctness and tokens;
 3. the search stops when ≥ N solutions are finished, at T_max, or when nothing is left alive;
-4. otherwise the rule allocates N over the survivors (DORA also embeds them, `world.embed`), and
-   the next round's N slots are the survivors repeated B_i times: an exclusive cumsum of B gives
-   each new slot its parent (a gather; no lists, no copies). Temperature sampling does not
-   reallocate: each survivor simply continues, so a run is N independent samples (best-of-N).
-   Beam search and DVTS refill to N (DVTS's subtree ids travel with the slots).
+4. otherwise the rule allocates N over the survivors, and the next round's N slots are the
+   survivors repeated B_i times: an exclusive cumsum of B gives each new slot its parent (a
+   gather; no lists, no copies).
+
+What a rule needs is read from its registry record (`dora_jax.registry.RuleInfo`), never from its
+name: rules that read embeddings get the survivors embedded (`world.embed`), rules that read the
+truth get the world's true p instead of the scores, a rule that does not reallocate lets every
+survivor continue on its own slot (N independent samples: best-of-N), and a rule with groups
+gets the slots' subtree ids, which travel with the slots.
 
 The vote uses the first N finished solutions (in finish order; within a round by slot index).
 A finished buffer of F = 2N slots suffices: fewer than N are finished before the last round and
 at most N finish in it.
 
-The state is one NamedTuple of fixed-shape arrays, the round is a pure function, and the loop is
-injectable (mctx style): `search` runs a `lax.while_loop` that stops when the problem is done (under
-`vmap`, when every problem is), fully compiled for the synthetic world; a host-side backend (a real
-LLM) runs the same `search_round` from a Python loop. The engine knows nothing of the world beyond
-the `World` protocol.
+The state is one NamedTuple of fixed-shape arrays, the round is a pure function of named steps
+(`plan_round`, `expand_and_score`, `append_finished`, `close_round`), and the loop is injectable
+(mctx style): `search` runs a `lax.while_loop` that stops when the problem is done (under `vmap`,
+when every problem is), fully compiled for the synthetic world; `search_batch` runs the rounds
+from a Python loop with the same compiled steps and a host world's generation, scoring and
+embedding (a real LLM, `HostBatchWorld`) called between them, outside jit. The engine knows
+nothing of the world beyond the `World` protocol (`dora_jax.base`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -38,47 +44,44 @@ from jax import lax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from dora_jax import voting, world
-from dora_jax.api import RULES
+from dora_jax.base import HostBatchWorld, Step, World
 from dora_jax.ledger import Ledger
-from dora_jax.rules import BEAM_WIDTH
+from dora_jax.registry import RuleInfo, rule_info
+
+__all__ = [
+    "MAX_ROUNDS",
+    "Finished",
+    "HostBatchWorld",
+    "Rule",
+    "SearchConfig",
+    "SearchResult",
+    "SearchState",
+    "Step",
+    "SyntheticWorld",
+    "Trace",
+    "World",
+    "finalize",
+    "init_state",
+    "python_loop",
+    "search",
+    "search_batch",
+    "search_round",
+    "while_loop",
+]
 
 MAX_ROUNDS = 40  # T_max, the paper's num_iterations
-EMBEDDING_RULES = ("dora", "bayes")  # rules that read embeddings (only these pay for the embedder)
-REFILL_RULES = ("beam_search", "dvts", "rebase", "dora", "optimal", "oracle", "bayes")
-TRUTH_RULES = ("oracle",)  # rules that read the ground truth (`World.truth`; simulators only)
-
-
-class World(Protocol):
-    """What the engine needs from where rollouts come from (synthetic world or a real LLM).
-
-    All methods act on ONE problem's N slots (`Slots` is any pytree with leading axis N).
-    """
-
-    def init(self, problem: Any, num_slots: int) -> Any: ...
-
-    def expand(
-        self, key: PRNGKeyArray, problem: Any, slots: Any, final: Bool[Array, ""], active=None
-    ):
-        """Every slot generates one step → (new slots, step) with step fields finished,
-        correct, answer, tokens, direction (each [N]). `active` (Bool[N] or None = all): the
-        slots whose result the engine reads; a costly backend skips the others."""
-
-    def score(self, key: PRNGKeyArray, problem: Any, slots: Any, active=None) -> Float[Array, " N"]:
-        """The PRM score of each slot's last step (only `active` ones are read)."""
-
-    def embed(
-        self, key: PRNGKeyArray, problem: Any, slots: Any, active=None
-    ) -> Float[Array, "N E"]:
-        """Unit embeddings of the slots' partial solutions (only `active` ones are read)."""
-
-    def path_tokens(self, slots: Any) -> Int[Array, " N"]: ...
-
-    def prompt_tokens(self, problem: Any) -> Int[Array, ""]: ...
+# Hyperparameters that are per-candidate arrays: the engine supplies them (the slots' subtree
+# groups), a search cannot fix them.
+_PER_CANDIDATE = ("groups", "directions")
 
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """A named allocation rule with its hyperparameters ((name, value) pairs, hashable)."""
+    """A registered allocation rule with its hyperparameters ((name, value) pairs, hashable).
+
+    What the engine does with it (embed, reallocate, keep groups, …) is read from its registry
+    record, `info` (`dora_jax.registry.RuleInfo`).
+    """
 
     method: str
     hyperparameters: tuple[tuple[str, Any], ...] = ()
@@ -88,25 +91,45 @@ class Rule:
         return cls(method, tuple(sorted(hp.items())))
 
     def __post_init__(self):
-        if self.method not in RULES:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(RULES)}")
-        allowed = set(RULES[self.method].defaults) - {"groups", "directions"}
+        info = rule_info(self.method)
+        allowed = set(info.defaults) - set(_PER_CANDIDATE)
         for name, _ in self.hyperparameters:
             if name not in allowed:
                 names = ", ".join(sorted(allowed)) or "none"
                 raise ValueError(f"{self.method} has no hyperparameter {name!r} (takes: {names})")
 
     @property
+    def info(self) -> RuleInfo:
+        return rule_info(self.method)
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """Every hyperparameter: the record's defaults overridden by this rule's."""
+        return self.info.resolve(dict(self.hyperparameters))
+
+    @property
+    def min_budget(self) -> int:
+        return self.info.min_budget(self.resolved)
+
+    @property
     def beam_width(self) -> int:
-        return dict(self.hyperparameters).get("beam_width", BEAM_WIDTH)
+        """Deprecated alias of `min_budget` (its value for the rules with a beam width); read
+        `min_budget` and `info.min_budget_reason` instead."""
+        return self.min_budget
+
+    @property
+    def group_width(self) -> int:
+        """Slots per initial subtree group (1: every slot its own; groups unused)."""
+        width = self.info.group_width
+        return 1 if width is None else width(self.resolved)
 
     @property
     def uses_embeddings(self) -> bool:
-        return self.method in EMBEDDING_RULES
+        return self.info.reads_embeddings
 
     @property
     def refills(self) -> bool:
-        return self.method in REFILL_RULES
+        return self.info.reallocates
 
     @property
     def label(self) -> str:
@@ -138,10 +161,10 @@ class SearchConfig:
         if not self.rules:
             raise ValueError("a search needs at least one rule")
         for rule in self.rules:
-            if rule.method in ("beam_search", "dvts") and self.budget < rule.beam_width:
+            if self.budget < rule.min_budget:
                 raise ValueError(
-                    f"budget {self.budget} is smaller than the beam width {rule.beam_width} "
-                    f"of {rule.method}"
+                    f"budget {self.budget} is smaller than the {rule.info.min_budget_reason} "
+                    f"{rule.min_budget} of {rule.method}"
                 )
 
     @property
@@ -182,7 +205,7 @@ class SearchState(NamedTuple):
     done: Bool[Array, ""]
     slots: Any
     alive: Bool[Array, " N"]
-    group: Int[Array, " N"]  # DVTS subtree of each slot
+    group: Int[Array, " N"]  # subtree group of each slot (for rules with groups)
     num_finished: Int[Array, ""]
     finished: Finished
     trace: Trace
@@ -213,7 +236,7 @@ def init_state(
     key: PRNGKeyArray, problem: Any, world: World, config: SearchConfig, rule=0, *, budget=None
 ) -> SearchState:
     n, f, t = config.budget, config.finished_capacity, config.max_rounds
-    widths = jnp.asarray([r.beam_width for r in config.rules], jnp.int32)
+    widths = jnp.asarray([r.group_width for r in config.rules], jnp.int32)
     return SearchState(
         # = jax.random.split(key, (t, 4)) bit for bit (threefry_partitionable), which XLA CPU takes
         # ~1.5 s longer to compile
@@ -260,82 +283,138 @@ def parents_from_counts(counts: Int[Array, " N"]) -> tuple[Int[Array, " N"], Boo
     return jnp.where(filled, jnp.minimum(parent, n - 1), 0), filled
 
 
-def reallocate(
-    rule: Rule, config: SearchConfig, key, scores, survivors, embed, truth, group, budget=None
-):
-    """Counts B over the survivors and the next round's slots: (counts, parent, next_alive).
+class RoundPlan(NamedTuple):
+    """The start of a round: its keys, whether it is the last, and which slots generate."""
 
-    `embed()` computes the survivors' embeddings and `truth()` their true success probabilities;
-    only rules that read them call them, so inside a multi-rule search the other branches never
-    pay for the embedder.
-    """
-    n = config.budget
-    if rule.method in TRUTH_RULES:
-        scores = truth()
-    if not rule.refills:  # temperature sampling: every survivor continues on its own slot
-        return survivors.astype(jnp.int32), jnp.arange(n, dtype=jnp.int32), survivors
-    hp = dict(rule.hyperparameters)
-    if rule.method == "dvts":
-        hp["groups"] = group
-    embeddings = embed() if rule.uses_embeddings else None
-    counts = RULES[rule.method].allocate(
-        key, scores, _budget(config, budget), mask=survivors, embeddings=embeddings, **hp
-    )
-    parent, filled = parents_from_counts(counts)
-    return counts, parent, filled
+    k_expand: PRNGKeyArray
+    k_score: PRNGKeyArray
+    k_embed: PRNGKeyArray
+    k_alloc: PRNGKeyArray
+    final: Bool[Array, ""]
+    alive: Bool[Array, " N"]  # the slots that generate a step this round
 
 
-def search_round(
-    state: SearchState, problem: Any, world: World, config: SearchConfig, rule=0, *, budget=None
-) -> SearchState:
-    """One round of Algorithm 1 (a no-op once `state.done`) with rule `config.rules[rule]`.
+class Settled(NamedTuple):
+    """A round after generation and scoring, before the reallocation."""
 
-    `rule` is deliberately not part of the carried state: kept outside, it stays unbatched under
-    `vmap`, so `lax.switch` remains a real branch and only the chosen rule runs. So is `budget`
-    (see `search`).
-    """
-    n = _budget(config, budget)
+    slots: Any  # the expanded slots
+    step: Step
+    scores: Float[Array, " N"]
+    path_tokens: Int[Array, " N"]
+    ended: Bool[Array, " N"]  # generated and finished this round
+    survivors: Bool[Array, " N"]  # generated and not finished
+    finished: Finished
+    num_finished: Int[Array, ""]
+    stop: Bool[Array, ""]  # the search ends with this round
+
+
+def plan_round(state: SearchState, config: SearchConfig) -> RoundPlan:
+    """Step 0: the round's keys (drawn in `init_state`), T_max, the slots that generate."""
     t = state.round
     k_expand, k_score, k_embed, k_alloc = state.keys[t]
-    final = t >= config.max_rounds - 1
-    alive = state.alive & ~state.done
+    return RoundPlan(
+        k_expand,
+        k_score,
+        k_embed,
+        k_alloc,
+        final=t >= config.max_rounds - 1,
+        alive=state.alive & ~state.done,
+    )
 
-    slots, step = world.expand(k_expand, problem, state.slots, final, active=alive)
-    scores = world.score(k_score, problem, slots, active=alive).astype(jnp.float32)
+
+def expand_and_score(
+    plan: RoundPlan, problem: Any, world: World, slots: Any
+) -> tuple[Any, Step, Float[Array, " N"]]:
+    """Step 1: every alive slot generates one step and the PRM scores it (a pure world)."""
+    slots, step = world.expand(plan.k_expand, problem, slots, plan.final, active=plan.alive)
+    scores = world.score(plan.k_score, problem, slots, active=plan.alive)
+    return slots, step, scores
+
+
+def append_finished(
+    state: SearchState,
+    plan: RoundPlan,
+    config: SearchConfig,
+    slots: Any,
+    step: Step,
+    scores: Float[Array, " N"],
+    path_tokens: Int[Array, " N"],
+    *,
+    budget=None,
+) -> Settled:
+    """Step 2: the slots that finished join the finished buffer in slot order; stop or not."""
+    n = _budget(config, budget)
+    scores = jnp.asarray(scores).astype(jnp.float32)
+    alive = plan.alive
     ended = alive & step.finished
     survivors = alive & ~step.finished
-
-    # Append the finished slots to the buffer, in slot order.
     position = state.num_finished + jnp.cumsum(ended, dtype=jnp.int32) - ended.astype(jnp.int32)
     where = jnp.where(ended, position, config.finished_capacity)  # out of range: dropped
-    path_tokens = world.path_tokens(slots)
     fin = state.finished
     fin = Finished(
         answer=fin.answer.at[where].set(step.answer, mode="drop"),
         correct=fin.correct.at[where].set(step.correct, mode="drop"),
         score=fin.score.at[where].set(scores, mode="drop"),
         tokens=fin.tokens.at[where].set(path_tokens, mode="drop"),
-        round=fin.round.at[where].set(t, mode="drop"),
+        round=fin.round.at[where].set(state.round, mode="drop"),
         direction=fin.direction.at[where].set(step.direction, mode="drop"),
     )
     num_finished = state.num_finished + jnp.sum(ended).astype(jnp.int32)
-    stop = state.done | final | (num_finished >= n) | ~jnp.any(survivors)
+    stop = state.done | plan.final | (num_finished >= n) | ~jnp.any(survivors)
+    return Settled(slots, step, scores, path_tokens, ended, survivors, fin, num_finished, stop)
 
-    # Allocate N over the survivors and re-slot.
-    def embed():
-        return world.embed(k_embed, problem, slots, active=survivors)
 
-    def truth():
-        if not hasattr(world, "truth"):
-            raise ValueError(
-                f"the oracle rule needs a world that knows the truth (World.truth); "
-                f"{type(world).__name__} has none"
-            )
-        return world.truth(slots).astype(jnp.float32)
+def reallocate(
+    rule: Rule, config: SearchConfig, key, scores, survivors, embed, truth, group, budget=None
+):
+    """Step 3 for one rule: counts B over the survivors and the next round's slots:
+    (counts, parent, next_alive).
 
+    `embed()` computes the survivors' embeddings and `truth()` their true success probabilities;
+    only rules whose record reads them call them, so inside a multi-rule search the other
+    branches never pay for the embedder.
+    """
+    n = config.budget
+    info = rule.info
+    if info.reads_truth:
+        scores = truth()
+    if not info.reallocates:  # every survivor continues on its own slot
+        return survivors.astype(jnp.int32), jnp.arange(n, dtype=jnp.int32), survivors
+    hp = dict(rule.hyperparameters)
+    if info.group_width is not None:
+        hp["groups"] = group
+    embeddings = embed() if info.reads_embeddings else None
+    counts = info.allocate(
+        key, scores, _budget(config, budget), mask=survivors, embeddings=embeddings, **hp
+    )
+    parent, filled = parents_from_counts(counts)
+    return counts, parent, filled
+
+
+def reallocate_any(
+    state: SearchState,
+    plan: RoundPlan,
+    settled: Settled,
+    config: SearchConfig,
+    rule,
+    embed: Callable[[], Float[Array, "N E"]],
+    truth: Callable[[], Float[Array, " N"]],
+    *,
+    budget=None,
+):
+    """Step 3: rule `config.rules[rule]` (a real branch when `rule` is unbatched) allocates N
+    over the survivors; nothing once the search stops."""
     branches = [
         functools.partial(
-            reallocate, r, config, k_alloc, scores, survivors, embed, truth, budget=budget
+            reallocate,
+            r,
+            config,
+            plan.k_alloc,
+            settled.scores,
+            settled.survivors,
+            embed,
+            truth,
+            budget=budget,
         )
         for r in config.rules
     ]
@@ -343,52 +422,142 @@ def search_round(
         counts, parent, next_alive = branches[0](state.group)
     else:
         counts, parent, next_alive = lax.switch(rule, branches, state.group)
-    counts = jnp.where(stop, 0, counts)
-    next_alive = next_alive & ~stop
-    next_slots = jax.tree.map(lambda x: x[parent], slots)
+    return jnp.where(settled.stop, 0, counts), parent, next_alive & ~settled.stop
 
+
+def update_ledger(
+    ledger: Ledger,
+    plan: RoundPlan,
+    settled: Settled,
+    config: SearchConfig,
+    rule,
+    prompt: Int[Array, ""],
+    round_index: Int[Array, ""],
+) -> Ledger:
+    """Step 5: what the round cost each model (see `dora_jax.ledger`)."""
+    alive, step, path_tokens = plan.alive, settled.step, settled.path_tokens
     active = jnp.sum(alive).astype(jnp.int32)
-    prompt = jnp.asarray(world.prompt_tokens(problem), jnp.int32)
+    first = round_index == 0
     reads = jnp.asarray([r.uses_embeddings for r in config.rules])[rule]
-    embedded = survivors & ~stop & reads
-    led = state.ledger
-    ledger = Ledger(
-        rollouts=led.rollouts + active,
-        policy_tokens=led.policy_tokens
+    embedded = settled.survivors & ~settled.stop & reads
+    return Ledger(
+        rollouts=ledger.rollouts + active,
+        policy_tokens=ledger.policy_tokens
         + jnp.sum(jnp.where(alive, step.tokens, 0), dtype=jnp.int32)
-        + jnp.where(t == 0, prompt, 0),
-        prm_calls=led.prm_calls + active,
-        prm_tokens=led.prm_tokens
+        + jnp.where(first, prompt, 0),
+        prm_calls=ledger.prm_calls + active,
+        prm_tokens=ledger.prm_tokens
         + jnp.sum(jnp.where(alive, path_tokens + prompt, 0), dtype=jnp.int32),
-        prm_tokens_cached=led.prm_tokens_cached
+        prm_tokens_cached=ledger.prm_tokens_cached
         + jnp.sum(jnp.where(alive, step.tokens, 0), dtype=jnp.int32)
-        + jnp.where(t == 0, prompt, 0),
-        embed_calls=led.embed_calls + jnp.sum(embedded).astype(jnp.int32),
-        embed_tokens=led.embed_tokens
+        + jnp.where(first, prompt, 0),
+        embed_calls=ledger.embed_calls + jnp.sum(embedded).astype(jnp.int32),
+        embed_tokens=ledger.embed_tokens
         + jnp.sum(jnp.where(embedded, path_tokens, 0), dtype=jnp.int32),
     )
-    tr = state.trace
-    trace = Trace(
-        active=tr.active.at[t].set(active),
-        finished=tr.finished.at[t].set(jnp.sum(ended).astype(jnp.int32)),
-        directions=tr.directions.at[t].set(_count_distinct(step.direction, survivors)),
-        parent=tr.parent.at[t].set(jnp.where(next_alive, parent, -1)),
-        allocation=tr.allocation.at[t].set(counts),
+
+
+def record_trace(
+    trace: Trace,
+    plan: RoundPlan,
+    settled: Settled,
+    counts: Int[Array, " N"],
+    parent: Int[Array, " N"],
+    next_alive: Bool[Array, " N"],
+    round_index: Int[Array, ""],
+) -> Trace:
+    """Step 6: the round's evidence (who generated, finished, continued whom, got what)."""
+    t = round_index
+    return Trace(
+        active=trace.active.at[t].set(jnp.sum(plan.alive).astype(jnp.int32)),
+        finished=trace.finished.at[t].set(jnp.sum(settled.ended).astype(jnp.int32)),
+        directions=trace.directions.at[t].set(
+            _count_distinct(settled.step.direction, settled.survivors)
+        ),
+        parent=trace.parent.at[t].set(jnp.where(next_alive, parent, -1)),
+        allocation=trace.allocation.at[t].set(counts),
     )
+
+
+def close_round(
+    state: SearchState,
+    plan: RoundPlan,
+    settled: Settled,
+    config: SearchConfig,
+    rule,
+    embed: Callable[[], Float[Array, "N E"]],
+    truth: Callable[[], Float[Array, " N"]],
+    prompt: Int[Array, ""] | int,
+    *,
+    budget=None,
+) -> SearchState:
+    """Steps 3–6: reallocate, re-slot (step 4: the next round's slot s continues survivor
+    parent[s], a gather), the ledger and the trace; a no-op once `state.done`."""
+    counts, parent, next_alive = reallocate_any(
+        state, plan, settled, config, rule, embed, truth, budget=budget
+    )
+    prompt = jnp.asarray(prompt, jnp.int32)
     new = SearchState(
         keys=state.keys,
-        round=t + 1,
-        done=stop,
-        slots=next_slots,
+        round=state.round + 1,
+        done=settled.stop,
+        slots=jax.tree.map(lambda x: x[parent], settled.slots),
         alive=next_alive,
         group=state.group[parent],
-        num_finished=num_finished,
-        finished=fin,
-        trace=trace,
-        ledger=ledger,
+        num_finished=settled.num_finished,
+        finished=settled.finished,
+        trace=record_trace(state.trace, plan, settled, counts, parent, next_alive, state.round),
+        ledger=update_ledger(state.ledger, plan, settled, config, rule, prompt, state.round),
     )
     # Rounds after the stop change nothing.
     return jax.tree.map(lambda a, b: jnp.where(state.done, a, b), state, new)
+
+
+def _no_truth(world: Any, rule_names: str) -> Callable[[], Float[Array, " N"]]:
+    def truth():
+        raise ValueError(
+            f"{rule_names} needs a world that knows the truth (World.truth); "
+            f"{type(world).__name__} has none"
+        )
+
+    return truth
+
+
+def search_round(
+    state: SearchState, problem: Any, world: World, config: SearchConfig, rule=0, *, budget=None
+) -> SearchState:
+    """One round of Algorithm 1 (a no-op once `state.done`) with rule `config.rules[rule]`.
+
+    The named steps: `plan_round`, `expand_and_score`, `append_finished`, then `close_round`
+    (`reallocate_any`, the re-slot gather, `update_ledger`, `record_trace`). `search_batch`
+    runs the same steps with a host world's generation between them.
+
+    `rule` is deliberately not part of the carried state: kept outside, it stays unbatched under
+    `vmap`, so `lax.switch` remains a real branch and only the chosen rule runs. So is `budget`
+    (see `search`).
+    """
+    plan = plan_round(state, config)
+    slots, step, scores = expand_and_score(plan, problem, world, state.slots)
+    settled = append_finished(
+        state, plan, config, slots, step, scores, world.path_tokens(slots), budget=budget
+    )
+
+    def embed():
+        return world.embed(plan.k_embed, problem, slots, active=settled.survivors)
+
+    if hasattr(world, "truth"):
+
+        def truth():
+            return world.truth(slots).astype(jnp.float32)
+
+    else:
+        truth = _no_truth(world, _truth_readers(config))
+    prompt = world.prompt_tokens(problem)
+    return close_round(state, plan, settled, config, rule, embed, truth, prompt, budget=budget)
+
+
+def _truth_readers(config: SearchConfig) -> str:
+    return ", ".join(r.method for r in config.rules if r.info.reads_truth) or "this rule"
 
 
 def while_loop(state: SearchState, round_fn: Callable[[SearchState], SearchState], max_rounds):
@@ -397,7 +566,8 @@ def while_loop(state: SearchState, round_fn: Callable[[SearchState], SearchState
 
 
 def python_loop(state: SearchState, round_fn, max_rounds):
-    """A host loop over the same round function (for backends that call a real LLM)."""
+    """A Python loop over the same round function (one problem; see `search_batch` for a batch
+    with a host world)."""
     while not bool(state.done) and int(state.round) < max_rounds:
         state = round_fn(state)
     return state
@@ -447,10 +617,11 @@ def search(
         checked). A smaller budget runs in the `config.budget` slots with the extra ones dead
         from the start, so one compiled search serves several budgets: the same search as one
         compiled for N when the world's draws for slot i do not depend on the number of slots
-        (SyntheticWorld's do not), bit for bit except that DORA's sums over the slots may round
-        differently in the last bit (and so rarely break a float near-tie the other way). The
+        (SyntheticWorld's do not), bit for bit except that a rule's float sums over the slots may
+        round differently in the last bit (and so rarely break a float near-tie the other way). The
         result keeps the `config.budget` shapes (F = 2·config.budget, trace [T, config.budget]).
-      loop: `while_loop` (compiled, default) or `python_loop` (host backends).
+      loop: `while_loop` (compiled, default) or `python_loop` (the same rounds from Python;
+        a host world runs through `search_batch`).
 
     Returns:
       SearchResult: votes (weighted = the paper's accuracy, majority, best-of-N, pass@N), the
@@ -469,43 +640,113 @@ def search(
 def search_batch(
     keys: PRNGKeyArray,
     problems: Any,
-    world: World,
+    world: World | HostBatchWorld,
     config: SearchConfig,
     *,
     rule: int = 0,
 ) -> SearchResult:
     """Runs Algorithm 1 on a batch of problems with the round loop on the host.
 
-    Each round is one compiled, vmapped `search_round`, so a host backend (`backends.host_world`)
-    receives every problem's work of the round in one call; the loop stops when every problem
-    is done. Same results as `jax.vmap(search)` (the rounds are the same functions).
+    The design's "Python loop": each round runs the engine's named steps as compiled, vmapped,
+    pure functions on the same state arrays (`plan_round`; `append_finished`; `close_round`), and
+    between them the world generates, scores and (for rules that read embeddings) embeds every
+    problem's active slots. A host world (`HostBatchWorld`, e.g. `backends.host_world.HostWorld`)
+    does that on the host with plain NumPy arrays — one `expand_batch`, one `score_batch` and at
+    most one `embed_batch` call per round for all problems, outside any jit, so its tree store
+    may mutate freely; a pure `World` runs its own methods compiled and vmapped. The loop stops
+    when every problem is done. Same results as `jax.vmap(search)` (the same steps).
 
     Args:
       keys: PRNGKey[P], one per problem.
       problems: a batch of problems (leading axis P).
-      world, config: as in `search`.
-      rule: which of `config.rules` to run (a Python int: one compiled round per rule).
+      world: a `HostBatchWorld` or a pure `World`.
+      config: as in `search`.
+      rule: which of `config.rules` to run (a Python int: one compiled set of steps per rule).
 
     Returns:
       SearchResult with leading axis P.
     """
-    init, step, final = _batch_functions(world, config, int(rule))
-    state = init(keys, problems)
+    # Worlds are cached by identity (a host world holds a mutable store: it hashes by id).
+    fns = _batch_functions(cast(Hashable, world), config, int(rule))
+    host = world if isinstance(world, HostBatchWorld) else _pure_batch_world(cast(Hashable, world))
+    state = fns.init(keys, problems)
     for _ in range(config.max_rounds):
         if bool(jnp.all(state.done)):
             break
-        state = step(state, problems)
-    return final(state)
+        plan = fns.plan(state)
+        slots, step = host.expand_batch(
+            plan.k_expand, problems, state.slots, plan.final, plan.alive
+        )
+        scores = host.score_batch(plan.k_score, problems, slots, plan.alive)
+        settled = fns.settle(state, plan, slots, step, scores)
+        embeddings = None
+        if fns.reads_embeddings:
+            # Only slots that the rule will reallocate over: none once a problem stops.
+            wanted = settled.survivors & ~settled.stop[:, None]
+            embeddings = host.embed_batch(plan.k_embed, problems, settled.slots, wanted)
+        state = fns.close(state, plan, settled, problems, embeddings)
+    return fns.final(state)
+
+
+class _BatchFunctions(NamedTuple):
+    init: Callable
+    plan: Callable
+    settle: Callable
+    close: Callable
+    final: Callable
+    reads_embeddings: bool
 
 
 @functools.lru_cache(maxsize=64)
-def _batch_functions(world: World, config: SearchConfig, rule: int):
-    """The compiled pieces of `search_batch`, once per (world, config, rule)."""
-    index = jnp.int32(rule)
-    init = jax.jit(jax.vmap(lambda k, p: init_state(k, p, world, config, index)))
-    step = jax.jit(jax.vmap(lambda s, p: search_round(s, p, world, config, index)))
-    final = jax.jit(jax.vmap(lambda s: finalize(s, config)))
-    return init, step, final
+def _batch_functions(world: Any, config: SearchConfig, rule: int) -> _BatchFunctions:
+    """The compiled steps of `search_batch`, once per (world, config, rule)."""
+    chosen = config.rules[rule]
+    one = SearchConfig(config.budget, (chosen,), config.max_rounds)
+    if hasattr(world, "truth"):
+
+        def truth_of(slots):
+            return lambda: world.truth(slots).astype(jnp.float32)
+
+    else:
+
+        def truth_of(slots):
+            return _no_truth(world, _truth_readers(one))
+
+    def settle(state, plan, slots, step, scores):
+        tokens = world.path_tokens(slots)
+        return append_finished(state, plan, one, slots, step, scores, tokens)
+
+    def close(state, plan, settled, problem, embeddings):
+        prompt = world.prompt_tokens(problem)
+        return close_round(
+            state, plan, settled, one, 0, lambda: embeddings, truth_of(settled.slots), prompt
+        )
+
+    return _BatchFunctions(
+        init=jax.jit(jax.vmap(lambda k, p: init_state(k, p, world, one))),
+        plan=jax.jit(jax.vmap(lambda s: plan_round(s, one))),
+        settle=jax.jit(jax.vmap(settle)),
+        close=jax.jit(jax.vmap(close)),
+        final=jax.jit(jax.vmap(lambda s: finalize(s, one))),
+        reads_embeddings=chosen.uses_embeddings,
+    )
+
+
+class _PureBatch(NamedTuple):
+    """A pure `World`'s methods compiled and vmapped over problems (`HostBatchWorld`-shaped)."""
+
+    expand_batch: Callable
+    score_batch: Callable
+    embed_batch: Callable
+
+
+@functools.lru_cache(maxsize=64)
+def _pure_batch_world(world: Any) -> _PureBatch:
+    return _PureBatch(
+        expand_batch=jax.jit(jax.vmap(lambda k, p, s, f, a: world.expand(k, p, s, f, active=a))),
+        score_batch=jax.jit(jax.vmap(lambda k, p, s, a: world.score(k, p, s, active=a))),
+        embed_batch=jax.jit(jax.vmap(lambda k, p, s, a: world.embed(k, p, s, active=a))),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -540,5 +781,5 @@ class SyntheticWorld:
         return self.config.prompt_tokens
 
     def truth(self, slots):
-        """The ground-truth success probability p of each slot's node (for oracle rules)."""
+        """The ground-truth success probability p of each slot's node (for rules that read it)."""
         return slots.p

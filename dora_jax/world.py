@@ -80,9 +80,9 @@ defaults). Each copy's step has
 
     tokens = clip(ceil(Gamma(k)·mean/k), 1, max_step_tokens),   k = step_tokens_shape,
 
-(mean = ``step_tokens_mean``; ≈ 560 policy tokens per rollout at the defaults, cf. DESIGN §4),
-with Gamma(k) ≈ k·(1 − 1/(9k) + z/sqrt(9k))³, z ~ N(0, 1) (Wilson–Hilferty: ample for token
-counts, no rejection loop). A path whose total reaches ``max_solution_tokens`` (2048) without EOS,
+(mean = ``step_tokens_mean``; ≈ 560 policy tokens per rollout at the defaults), with
+Gamma(k) ≈ k·(1 − 1/(9k) + z/sqrt(9k))³, z ~ N(0, 1) (Wilson–Hilferty: ample for token counts, no
+rejection loop). A path whose total reaches ``max_solution_tokens`` (2048) without EOS,
 or would exceed it with EOS, is *truncated*: the step is cut to land exactly on the cap, and the
 path finishes with no answer (answer −1, incorrect).
 
@@ -120,8 +120,8 @@ noise orthogonal to its node vector, drawn per slot at each ``embed`` call:
 (c_w = ``within_cosine``), so E[e_i·e_j] = c_w for two candidates on one node and c_w·(u_a·u_b) for
 candidates on nodes a, b; the within cosine has standard deviation ≈ (1 − c_w)/sqrt(E − 1). Under
 DORA's T_s = 0.01 a direction of k copies has soft size n_eff ≈ 1 + (k − 1)·exp(−(1 − c_w)/T_s)
-(PAPER §2.4): c_w = 0.998 merges (0.82 per duplicate), c_w = 0.9 does not (4.5e-5); siblings at
-ρ² = 0.9 add exp(−10) ≈ 5e-5 each.
+(the paper's Eq. 11, §3.3): c_w = 0.998 merges (0.82 per duplicate), c_w = 0.9 does not
+(4.5e-5); siblings at ρ² = 0.9 add exp(−10) ≈ 5e-5 each.
 
 Interface (what the engine calls)
 ---------------------------------
@@ -138,13 +138,15 @@ recompile.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, UInt32
+
+from dora_jax import counter_rng as rng
+from dora_jax.base import Step
 
 __all__ = [
     "PRESETS",
@@ -168,9 +170,6 @@ PRM_MODES: tuple[str, ...] = ("beta", "logit_noise")
 
 # Probabilities and scores live in [_CLIP, 1 - _CLIP]: keeps Beta parameters > 0 and logits finite.
 _CLIP = 1e-6
-# Proposals per Gamma draw (see _log_gammas); a draw reserves 2·_PROPOSALS + 1 uniforms.
-_PROPOSALS = 8
-_GAMMA_U = 2 * _PROPOSALS + 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -348,40 +347,11 @@ class Slots(NamedTuple):
     tokens: Int[Array, " N"]
 
 
-class Step(NamedTuple):
-    """What one generation step produced; leading axis N.
-
-    Attributes:
-      finished: Bool[N] the step ended the solution (EOS, truncation, or the final round).
-      correct: Bool[N] the finished solution is correct (False where not finished).
-      answer: Int32[N] 0 = correct answer, 1..A wrong, -1 = no answer (truncated or unfinished).
-      tokens: Int32[N] tokens generated in this step (the whole completion in a final round).
-      direction: Int32[N] a 31-bit hash of the id of the node reached (for counting directions).
-    """
-
-    finished: Bool[Array, " N"]
-    correct: Bool[Array, " N"]
-    answer: Int[Array, " N"]
-    tokens: Int[Array, " N"]
-    direction: Int[Array, " N"]
-
-
 # ---------------------------------------------------------------------------------------------
-# randomness
-#
-# No threefry: each threefry call site (fold_in, split, bits) costs ~0.3–1 s of XLA CPU compile,
-# and the engine compiles the world once per (rule, N). Every draw instead reads words from a keyed
-# counter hash of a key's data, x_i = mix(mix(G·i ^ a) + b), where (a, b) is a 64-bit digest of
-# (key words, stream tag) and mix is the "triple32" 32-bit permutation (C. Wellons'
-# hash-prospector; bias ≈ 0.02, near the ideal). Streams (tags) separate the uses of one key; the
-# same key and tag give the same bits. Child ids are the same hash of (parent id, child index).
-# Normals are inverse-CDF transforms; Beta draws use at most _PROPOSALS Marsaglia–Tsang proposals
-# (_log_gammas); token counts use the Wilson–Hilferty approximation (_gamma_tokens). Word i of a
-# stream depends on i alone, so a draw that reads its words one at a time in a while loop (the
-# Gamma proposals, the GEM sticks) gets the same bits however long the loop runs: a batched loop
-# runs until its slowest element is done, and XLA compiles a loop body once, small.
+# randomness: keyed counter-hash streams (`dora_jax.counter_rng`), one tag per use of a key.
+# Child ids are the same hash of (parent id, child index). Token counts use the Wilson–Hilferty
+# approximation (_gamma_tokens); p and the scores use the exact Gamma sampler.
 
-_GOLDEN = 0x9E3779B9
 _STREAM_VALUES = 1  # a node's own quantities (p, score, leaf, correct, label, vector)
 _STREAM_STICKS = 2  # a node's GEM(α) weights over its children
 _STREAM_COPY = 3  # the copies' own draws in `expand`
@@ -403,8 +373,8 @@ def _layout(**sizes: int) -> tuple[dict[str, slice], int]:
 
 def _node_layout(config: WorldConfig) -> tuple[dict[str, slice], int]:
     return _layout(
-        branch=2 * _GAMMA_U,
-        p=2 * _GAMMA_U,
+        branch=2 * rng.GAMMA_UNIFORMS,
+        p=2 * rng.GAMMA_UNIFORMS,
         score=1,
         leaf=1,
         correct=1,
@@ -419,134 +389,9 @@ _COPY, _COPY_SIZE = _layout(
 )
 
 
-def _key_data(key: PRNGKeyArray) -> UInt32[Array, " KD"]:
-    """The uint32 key data of a typed key (any implementation) or of raw key data."""
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return jax.random.key_data(key)
-    return jnp.asarray(key, jnp.uint32)
-
-
 def _child_id(node: UInt32[Array, " 2"], index: Int[Array, ""]) -> UInt32[Array, " 2"]:
     """id(v, j): a 64-bit keyed hash of (id(v), j)."""
-    return _bits(jnp.append(node, index.astype(jnp.uint32)), _STREAM_CHILD, (2,))
-
-
-def _mix32(x: UInt32[Array, "*S"]) -> UInt32[Array, "*S"]:
-    """triple32: a bijection of uint32 with near-ideal avalanche."""
-    x = x ^ (x >> jnp.uint32(17))
-    x = x * jnp.uint32(0xED5AD4BB)
-    x = x ^ (x >> jnp.uint32(11))
-    x = x * jnp.uint32(0xAC4C1B51)
-    x = x ^ (x >> jnp.uint32(15))
-    x = x * jnp.uint32(0x31848BAB)
-    return x ^ (x >> jnp.uint32(14))
-
-
-def _digest(key_data: UInt32[Array, " KD"], stream: int) -> UInt32[Array, " 2"]:
-    """(a, b): the 64-bit digest of (key data, stream tag) that keys a counter stream."""
-    a = _mix32(jnp.uint32((stream * _GOLDEN) & 0xFFFFFFFF))
-    b = _mix32(a ^ jnp.uint32(0x85EBCA6B))
-    for j in range(key_data.shape[-1]):
-        word = key_data[..., j]
-        a = _mix32(a ^ word)
-        b = _mix32(b + (word ^ jnp.uint32(0xC2B2AE35)))
-    return jnp.stack([a, b], axis=-1)
-
-
-def _words(digest: UInt32[Array, " 2"], counter: UInt32[Array, "*S"]) -> UInt32[Array, "*S"]:
-    """Words number `counter` (may be traced) of the stream keyed by `digest`."""
-    return _mix32(_mix32(counter * jnp.uint32(_GOLDEN) ^ digest[..., 0]) + digest[..., 1])
-
-
-def _bits(
-    key_data: UInt32[Array, " KD"], stream: int, shape: tuple[int, ...]
-) -> UInt32[Array, "..."]:
-    """Pseudo-random uint32 words: a keyed counter hash of (key data, stream tag)."""
-    counter = jnp.arange(math.prod(shape), dtype=jnp.uint32).reshape(shape)
-    return _words(_digest(key_data, stream), counter)
-
-
-def _open_uniform(x: UInt32[Array, "*S"]) -> Float[Array, "*S"]:
-    """Uniforms on the open interval (0, 1) (23-bit grid, midpoints) from words."""
-    # 23 bits + 1/2: k + 0.5 (k < 2^23) is exact in float32, so u ∈ [2^-24, 1 − 2^-24].
-    return ((x >> jnp.uint32(9)).astype(jnp.float32) + 0.5) * jnp.float32(2.0**-23)
-
-
-def _uniforms(
-    key_data: UInt32[Array, " KD"], stream: int, shape: tuple[int, ...]
-) -> Float[Array, "..."]:
-    """Uniforms on the open interval (0, 1) (23-bit grid, midpoints)."""
-    return _open_uniform(_bits(key_data, stream, shape))
-
-
-def _normal(u: Float[Array, "*S"]) -> Float[Array, "*S"]:
-    """Standard normals from open uniforms by the inverse CDF."""
-    return jnp.float32(math.sqrt(2.0)) * jax.lax.erf_inv(2.0 * u - 1.0)
-
-
-def _log_gammas(
-    digest: UInt32[Array, " 2"], starts: tuple[int, ...], shapes: tuple[Float[Array, ""], ...]
-) -> tuple[Float[Array, ""], ...]:
-    """logs of independent Gamma(a_i, 1) draws, a_i = shapes[i] (Marsaglia & Tsang 2000); draw i
-    reads the 2·_PROPOSALS + 1 uniforms at counters starts[i] + [0, _GAMMA_U) of `digest`.
-
-    jax.random.gamma's rejection loop costs ~2 s of XLA compile per call site on CPU. Here
-    proposal j reads fixed counters (its normal at j, its acceptance uniform at _PROPOSALS + j) and
-    the first accepted one is kept; each is accepted with probability ≥ 0.95 (a ≥ 1), so all
-    _PROPOSALS fail with probability ≤ 0.05^8 ≈ 4e-11, and then the mode is returned. Which
-    proposal is kept depends only on which were accepted, never on their values, so the kept one
-    is exactly Gamma. The proposals run in a while loop, one per draw and iteration, that stops
-    once every draw has accepted one (under vmap: every draw of the batch, after 3–5 iterations
-    at the engine's sizes instead of always computing all 8), so XLA compiles the sampler once
-    and small; when the loop stops never changes a bit of the result. a < 1 is boosted:
-    Gamma(a) = Gamma(a + 1)·U^(1/a) (the last uniform). Logs keep Beta draws with tiny
-    parameters accurate.
-    """
-    shapes = tuple(jnp.asarray(a, jnp.float32) for a in shapes)
-    small = tuple(a < 1.0 for a in shapes)
-    d = tuple(
-        jnp.where(s, a + 1.0, a) - jnp.float32(1.0 / 3.0)
-        for s, a in zip(small, shapes, strict=True)
-    )
-    c = tuple(jax.lax.rsqrt(9.0 * di) for di in d)
-
-    def uniform(counter):
-        return _open_uniform(_words(digest, counter))
-
-    def undecided(carry):  # NaN marks a draw that has accepted no proposal yet
-        j, kept = carry
-        return (j < _PROPOSALS) & functools.reduce(jnp.logical_or, map(jnp.isnan, kept))
-
-    def propose(carry):
-        j, kept = carry
-        counter = j.astype(jnp.uint32)
-        new = []
-        for start, di, ci, k in zip(starts, d, c, kept, strict=True):
-            x = _normal(uniform(counter + jnp.uint32(start)))
-            v = (1.0 + ci * x) ** 3
-            log_v = jnp.log(jnp.where(v > 0, v, 1.0))
-            log_accept = jnp.log(uniform(counter + jnp.uint32(start + _PROPOSALS)))
-            ok = (v > 0) & (log_accept < 0.5 * x * x + di - di * v + di * log_v)
-            new.append(jnp.where(jnp.isnan(k) & ok, log_v, k))
-        return j + 1, tuple(new)
-
-    start = (jnp.int32(0), tuple(jnp.float32(jnp.nan) for _ in shapes))
-    _, kept = jax.lax.while_loop(undecided, propose, start)
-    out = []
-    for start, a, s, di, k in zip(starts, shapes, small, d, kept, strict=True):
-        log_g = jnp.log(di) + jnp.where(jnp.isnan(k), 0.0, k)  # log v = 0: the mode
-        log_boost = jnp.log(uniform(jnp.uint32(start + 2 * _PROPOSALS)))
-        out.append(jnp.where(s, log_g + log_boost / a, log_g))
-    return tuple(out)
-
-
-def _beta(
-    digest: UInt32[Array, " 2"], start: int, a: Float[Array, ""], b: Float[Array, ""]
-) -> Float[Array, ""]:
-    """A Beta(a, b) draw X/(X + Y), X ~ Gamma(a), Y ~ Gamma(b) (computed in logs), from the
-    2·_GAMMA_U uniforms at counters start + [0, 2·_GAMMA_U) of `digest`."""
-    log_x, log_y = _log_gammas(digest, (start, start + _GAMMA_U), (a, b))
-    return jnp.exp(log_x - jnp.logaddexp(log_x, log_y))
+    return rng.bits(jnp.append(node, index.astype(jnp.uint32)), _STREAM_CHILD, (2,))
 
 
 def _gamma_tokens(
@@ -559,7 +404,7 @@ def _gamma_tokens(
     """
     k = jnp.asarray(shape_param, jnp.float32)
     nine_k = 9.0 * k
-    base = jnp.maximum(1.0 - 1.0 / nine_k + _normal(u) * jax.lax.rsqrt(nine_k), 0.0)
+    base = jnp.maximum(1.0 - 1.0 / nine_k + rng.normal(u) * jax.lax.rsqrt(nine_k), 0.0)
     scale = config.step_tokens_mean / config.step_tokens_shape
     return k * base**3 * jnp.float32(scale)
 
@@ -573,9 +418,9 @@ def _label(u: Float[Array, ""], config: WorldConfig) -> Int[Array, ""]:
 def _node_values(
     digest: UInt32[Array, " 2"], config: WorldConfig
 ) -> dict[str, Float[Array, "..."]]:
-    """The named uniforms of a node's own quantities (digest: _digest(id, _STREAM_VALUES))."""
+    """The named uniforms of a node's own quantities (digest: rng.digest(id, _STREAM_VALUES))."""
     fields, size = _node_layout(config)
-    u = _open_uniform(_words(digest, jnp.arange(size, dtype=jnp.uint32)))
+    u = rng.open_uniform(rng.words(digest, jnp.arange(size, dtype=jnp.uint32)))
     return {name: u[sl] for name, sl in fields.items()}
 
 
@@ -613,19 +458,10 @@ def _orthogonal_unit(z: Float[Array, "*S E"], u: Float[Array, "*S E"]) -> Float[
     return _normalize(z - _sum_last(z * u)[..., None] * u)
 
 
-def _hash31(key_data: UInt32[Array, "*S KD"]) -> Int[Array, "*S"]:
-    """FNV-1a-style mix of the key words, top 31 bits as int32."""
-    h = jnp.full(key_data.shape[:-1], 0x811C9DC5, dtype=jnp.uint32)
-    for j in range(key_data.shape[-1]):
-        h = (h ^ key_data[..., j]) * jnp.uint32(0x01000193)
-    h = h ^ (h >> jnp.uint32(15))
-    return (h >> jnp.uint32(1)).astype(jnp.int32)
-
-
 def direction_id(slots: Slots) -> Int[Array, " N"]:
     """A 31-bit hash of each slot's node id (same node → same id; distinct nodes collide with
     probability ≈ 2^-31 per pair). Equals `Step.direction` of the step that reached the node."""
-    return _hash31(slots.node)
+    return rng.hash31(slots.node)
 
 
 def _hazard(depth: Int[Array, ""], config: WorldConfig) -> Float[Array, ""]:
@@ -645,10 +481,10 @@ def sample_problem(key: PRNGKeyArray, config: WorldConfig) -> Problem:
     Returns:
       Problem with key UInt32[2] and p_root Float32[].
     """
-    key_data = _key_data(key)
-    root = _bits(key_data, _STREAM_ROOT, (2,))
+    key_data = rng.key_data(key)
+    root = rng.bits(key_data, _STREAM_ROOT, (2,))
     a, b = jnp.float32(config.difficulty_a), jnp.float32(config.difficulty_b)
-    p_root = _beta(_digest(key_data, _STREAM_DIFFICULTY), 0, a, b)
+    p_root = rng.beta(rng.digest(key_data, _STREAM_DIFFICULTY), 0, a, b)
     return Problem(key=root, p_root=_clip_prob(p_root))
 
 
@@ -662,9 +498,9 @@ def init_slots(problem: Problem, config: WorldConfig, num_slots: int) -> Slots:
     Returns:
       Slots with leading axis N.
     """
-    values = _node_values(_digest(problem.key, _STREAM_VALUES), config)
+    values = _node_values(rng.digest(problem.key, _STREAM_VALUES), config)
     label = _label(values["new_label"][0], config)
-    vector = _normalize(_normal(values["vector"]))
+    vector = _normalize(rng.normal(values["vector"]))
     p = jnp.asarray(problem.p_root, jnp.float32)
     n = num_slots
     return Slots(
@@ -691,7 +527,7 @@ def _child_index(
     # time in a loop that stops at the first S_k > t (under vmap: once every copy has, after
     # ≈ ln(P·N)/ln(1 + 1/α) sticks, ~40 at P·N = 51200 and α = 3) instead of drawing all M sticks
     # of every copy; stick j is word j - 1 of the node's stick stream however long the loop runs.
-    digest = _digest(node, _STREAM_STICKS)
+    digest = rng.digest(node, _STREAM_STICKS)
     t = -jnp.float32(config.alpha) * jnp.log1p(-u)
 
     def below(carry):  # S_k <= t so far: k = count, s = S_k
@@ -700,7 +536,7 @@ def _child_index(
 
     def add_stick(carry):
         k, s = carry
-        e = -jnp.log(_open_uniform(_words(digest, k.astype(jnp.uint32))))  # E_{k+1} ~ Exp(1)
+        e = -jnp.log(rng.open_uniform(rng.words(digest, k.astype(jnp.uint32))))  # E_{k+1} ~ Exp(1)
         s = s + e
         return jnp.where(s <= t, k + 1, k), jnp.where(s <= t, s, jnp.inf)
 
@@ -717,29 +553,29 @@ def _child(
     config: WorldConfig,
 ):
     """Node-level quantities of a child, from its id and its parent's state."""
-    digest = _digest(child, _STREAM_VALUES)
+    digest = rng.digest(child, _STREAM_VALUES)
     v = _node_values(digest, config)
     fields, _ = _node_layout(config)
     c = config.branch_concentration
-    w_hidden = _clip_prob(_beta(digest, fields["branch"].start, c * p, c * (1.0 - p)))
+    w_hidden = _clip_prob(rng.beta(digest, fields["branch"].start, c * p, c * (1.0 - p)))
     if math.isinf(config.kappa):
         p_child = w_hidden
     else:
         kappa = config.kappa
         p_child = _clip_prob(
-            _beta(digest, fields["p"].start, kappa * w_hidden, kappa * (1.0 - w_hidden))
+            rng.beta(digest, fields["p"].start, kappa * w_hidden, kappa * (1.0 - w_hidden))
         )
     if config.prm_mode == "beta":
         w_child = w_hidden
     else:
-        eps = _normal(v["score"][0])
+        eps = rng.normal(v["score"][0])
         w_child = _clip_prob(jax.nn.sigmoid(_logit(p_child) + config.logit_noise_sigma * eps))
 
     keep = v["keep"][0] < config.label_keep
     label_child = jnp.where(keep, label, _label(v["new_label"][0], config))
 
     rho = config.parent_child_cosine
-    fresh = _orthogonal_unit(_normal(v["vector"]), vector)
+    fresh = _orthogonal_unit(rng.normal(v["vector"]), vector)
     # unit up to rounding (fresh ⊥ vector); the error contracts by ρ² per level, no renormalising
     vector_child = rho * vector + math.sqrt(1.0 - rho * rho) * fresh
 
@@ -819,7 +655,7 @@ def _expand_one(
         correct=correct,
         answer=answer,
         tokens=generated,
-        direction=_hash31(child),
+        direction=rng.hash31(child),
     )
     return new_slot, step
 
@@ -846,7 +682,7 @@ def expand(
     """
     del problem
     n = slots.depth.shape[0]
-    copy_u = _uniforms(_key_data(key), _STREAM_COPY, (n, _COPY_SIZE))
+    copy_u = rng.uniforms(rng.key_data(key), _STREAM_COPY, (n, _COPY_SIZE))
     final = jnp.asarray(final, dtype=bool)
     return jax.vmap(lambda u, i, s: _expand_one(u, i, s, final, config))(
         copy_u, jnp.arange(n, dtype=jnp.int32), slots
@@ -873,7 +709,7 @@ def score(
     w = slots.w
     if config.candidate_score_noise == 0.0:
         return w
-    eps = _normal(_uniforms(_key_data(key), _STREAM_SCORE, w.shape))
+    eps = rng.normal(rng.uniforms(rng.key_data(key), _STREAM_SCORE, w.shape))
     return _clip_prob(jax.nn.sigmoid(_logit(w) + config.candidate_score_noise * eps))
 
 
@@ -898,6 +734,6 @@ def embed(
     if config.within_cosine == 1.0:
         return u
     s = math.sqrt(1.0 / config.within_cosine - 1.0)
-    z = _normal(_uniforms(_key_data(key), _STREAM_EMBED, u.shape))
+    z = rng.normal(rng.uniforms(rng.key_data(key), _STREAM_EMBED, u.shape))
     # |u + s·n| = sqrt(1 + s²) since n ⊥ u, both unit: exact up to rounding
     return (u + jnp.float32(s) * _orthogonal_unit(z, u)) * jnp.float32(1.0 / math.sqrt(1.0 + s * s))

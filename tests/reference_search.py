@@ -1,13 +1,13 @@
 """A slow, obvious Python reference of the search engine (Algorithm 1) for ONE problem.
 
-Written from PAPER.md §1.1/§3.2 and the contract in `dora_jax.search`'s docstring, not from its
-array code: the slots are a Python list of per-slot records, the finished solutions a Python list
-appended to in slot order, the stop rules are spelled out, the allocation goes through the public
-`dora_jax.allocate`, re-slotting builds the list "survivor j repeated B_j times, in index order",
-and the votes are Counter/dict sums. It drives the SAME synthetic-world functions as the engine
-(`dora_jax.world.expand/score/embed`, jitted one call at a time) with the SAME per-round keys
-(`jax.random.split(key, (T_max, 4))`, round t uses `k_expand, k_score, k_embed, k_alloc =
-keys[t]`), so on a given key it must reproduce the engine's run exactly.
+Written from the paper's Algorithm 1 (§2.1) and the contract in `dora_jax.search`'s docstring, not
+from its array code: the slots are a Python list of per-slot records, the finished solutions a
+Python list appended to in slot order, the stop rules are spelled out, the allocation goes through
+the public `dora_jax.allocate`, re-slotting builds the list "survivor j repeated B_j times, in index
+order", and the votes are Counter/dict sums. It drives the SAME synthetic-world functions as the
+engine (`dora_jax.world.expand/score/embed`, jitted one call at a time) with the SAME per-round keys
+(`jax.random.split(key, (T_max, 4))`, round t uses `k_expand, k_score, k_embed, k_alloc = keys[t]`),
+so on a given key it must reproduce the engine's run exactly.
 
 Slot positions matter to the world (a copy's draws and its fresh-child index depend on its slot
 index), so the reference keeps N positions per round; a dead position (temperature sampling, after

@@ -14,14 +14,21 @@ import dora_jax
 
 def test_public_api_is_pinned():
     assert dora_jax.__all__ == [
+        "MAX_BUDGET",
         "METHODS",
+        "RULES",
+        "RuleInfo",
         "allocate",
         "allocation_weights",
         "apportion",
         "expected_failure",
         "log_expected_failure",
         "optimal_allocation",
+        "register_rule",
+        "rule_info",
     ]
+    assert tuple(dora_jax.RULES) == dora_jax.METHODS
+    assert dora_jax.MAX_BUDGET == 2**31 - 1
     assert dora_jax.METHODS == (
         "temperature_sampling",
         "beam_search",
@@ -48,7 +55,7 @@ def test_oracle_puts_everything_on_the_true_best():
 
 
 def _three_directions():
-    """PAPER.md §2.4: R = 0.9 (5 copies), 0.9 (1), 0.7 (2); one-hot embeddings per direction."""
+    """The paper's §3.2 example: R = 0.9 (5 copies), 0.9 (1), 0.7 (2); one-hot embeddings."""
     scores = jnp.array([0.9] * 6 + [0.7] * 2, jnp.float32)
     members = np.array([0] * 5 + [1] + [2] * 2)
     return scores, jnp.asarray(np.eye(3, 3, dtype=np.float32)[members]), members
@@ -231,6 +238,13 @@ R = jnp.array([0.9, 0.5, 0.1], jnp.float32)
         (lambda: dora_jax.allocate("nope", R, 4), "unknown method"),
         (lambda: dora_jax.allocate("rebase", R, 0), "budget must be >= 1"),
         (lambda: dora_jax.allocate("rebase", R, 2.5), "integer"),
+        (lambda: dora_jax.allocate("rebase", R, 10**11), "MAX_BUDGET"),
+        (lambda: dora_jax.allocate("rebase", R, 1e11), "MAX_BUDGET"),
+        (lambda: dora_jax.allocate("rebase", R, np.int64(2**31)), "MAX_BUDGET"),
+        (lambda: dora_jax.allocate("rebase", R, 10**400), "MAX_BUDGET"),
+        (lambda: dora_jax.allocate("dora", R.at[0].set(1.5), 4), r"\[0, 1\]"),
+        (lambda: dora_jax.allocate("rebase", R.at[2].set(-0.1), 4), r"\[0, 1\]"),
+        (lambda: dora_jax.allocation_weights("dora", R.at[0].set(1.5)), r"\[0, 1\]"),
         (lambda: dora_jax.allocate("rebase", R, 4, temperature=0.0), "temperature"),
         (lambda: dora_jax.allocate("rebase", R, 4, temperature=-1.0), "temperature"),
         (lambda: dora_jax.allocate("dora", R, 4, similarity_temperature=0.0), "similarity"),
@@ -263,6 +277,55 @@ def test_bad_input_raises_one_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+def test_budget_check_accepts_the_largest_budget():
+    """The control of the MAX_BUDGET fault: the bound itself passes the check."""
+    dora_jax._checks.check_budget(dora_jax.MAX_BUDGET)
+    with pytest.raises(ValueError, match="MAX_BUDGET"):
+        dora_jax._checks.check_budget(dora_jax.MAX_BUDGET + 1)
+
+
+@pytest.mark.parametrize(
+    "method", [m for m in dora_jax.METHODS if dora_jax.RULES[m].probability_scores]
+)
+def test_probability_rules_refuse_scores_outside_the_unit_interval(method):
+    """R is a PRM probability (§2.1): 1.5 is refused eagerly; the endpoints 0 and 1 are not."""
+    emb = jnp.eye(3, 4, dtype=jnp.float32)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]") as info:
+        dora_jax.allocate(method, jnp.array([0.2, 1.5, 0.4]), 8, embeddings=emb)
+    assert method in str(info.value) and "\n" not in str(info.value)
+    counts = dora_jax.allocate(method, jnp.array([0.0, 1.0, 0.4]), 8, embeddings=emb)
+    assert int(counts.sum()) == 8
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+
+def test_every_rule_record_is_complete():
+    for name, info in dora_jax.RULES.items():
+        assert info.name == name and callable(info.allocate)
+        assert info.description, name  # the CLI's help line
+        assert info.min_budget(info.resolve({})) >= 1
+        if info.group_width is not None:
+            assert info.group_width(info.resolve({})) >= 1
+    assert dora_jax.rule_info("dvts").min_budget({"beam_width": 8}) == 8
+    assert dora_jax.rule_info("dora").reads_embeddings
+    assert not dora_jax.rule_info("rebase").reads_embeddings
+    assert dora_jax.rule_info("oracle").reads_truth
+    assert not dora_jax.rule_info("temperature_sampling").reallocates
+
+
+def test_register_rule_refuses_a_duplicate_or_an_unknown_field():
+    with pytest.raises(ValueError, match="already registered"):
+        dora_jax.register_rule("rebase", dora_jax.rule_info("rebase").allocate)
+    with pytest.raises(ValueError, match="no field"):
+        dora_jax.register_rule("fresh_rule", dora_jax.rule_info("rebase").allocate, needs_gpu=True)
+    assert "fresh_rule" not in dora_jax.RULES
+    with pytest.raises(ValueError, match="unknown method"):
+        dora_jax.rule_info("fresh_rule")
+    with pytest.raises(TypeError):
+        dora_jax.RULES["x"] = None  # read-only: rules join through register_rule
 
 
 def test_traced_budget_and_hyperparameters_under_vmap():

@@ -86,3 +86,40 @@ def test_same_key_same_search():
     b, _, _ = _run("dora", 8, seed=3)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+class _FailingBackend(ToyBackend):
+    """Fails on its second generate call (a model server going away mid-search)."""
+
+    def generate(self, requests):
+        if self.calls["generate"] == 1:
+            raise ConnectionError("model server went away")
+        return super().generate(requests)
+
+
+def test_a_backend_error_surfaces_unchanged_between_compiled_steps():
+    """The backend runs on the host between the engine's compiled steps (no callback inside jit),
+    so its own exception reaches the caller as it was raised; the control run succeeds."""
+    answers = {p.problem: p.answer for p in PROBLEMS}
+    config = S.SearchConfig.make("rebase", 4, max_rounds=4)
+    keys = jax.random.split(jax.random.key(0), len(PROBLEMS))
+    world = HostWorld(_FailingBackend(answers), PROBLEMS)
+    with pytest.raises(ConnectionError, match="went away"):
+        S.search_batch(keys, world.problem_ids(), world, config)
+    control = HostWorld(ToyBackend(answers), PROBLEMS)
+    result = S.search_batch(keys, control.problem_ids(), control, config)
+    assert (np.asarray(result.num_finished) >= 1).all()
+
+
+def test_search_batch_on_a_pure_world_equals_vmapped_search():
+    """The host loop's steps are the compiled search's steps: same bits on the synthetic world."""
+    from dora_jax import world as W
+
+    world = S.SyntheticWorld(W.WorldConfig(embed_dim=8))
+    config = S.SearchConfig.make("dora", 6, max_rounds=6)
+    keys = jax.random.split(jax.random.key(4), 3)
+    problems = jax.vmap(world.sample_problem)(jax.random.split(jax.random.key(5), 3))
+    got = S.search_batch(keys, problems, world, config)
+    want = jax.jit(jax.vmap(lambda k, p: S.search(k, p, world, config)))(keys, problems)
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -9,7 +9,7 @@ per round, same votes, same ledger. No statistical fallback was needed (every ca
 for bit); if a future change made a float near-tie break differently, the failure message shows
 the first differing round.
 
-Statistics (STYLE.md §12). Each statistical assertion is |mean| < K_SIGMA·SE or
+Statistics. Each statistical assertion is |mean| < K_SIGMA·SE or
 mean − K_SIGMA·SE > bound, SE from the sample standard deviation over problems; K_SIGMA = 5 has a
 two-sided normal tail 2·Φ(−5) ≈ 5.7e-7, so the three comparisons below fail a correct engine with
 probability ≤ 2e-6 (the keys are fixed, so a given version passes or fails deterministically).

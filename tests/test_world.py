@@ -1,6 +1,6 @@
 """Tests of the synthetic reasoning-tree world (dora_jax.world).
 
-Statistical checks (STYLE.md §12): every Monte Carlo comparison asserts |mc − exact| < K·SE with
+Statistical checks: every Monte Carlo comparison asserts |mc − exact| < K·SE with
 K = K_SIGMA = 5, whose two-sided normal tail is 5.7e-7 per comparison; the file makes 39 such
 comparisons, so a correct world fails a run with probability ≤ 2.2e-5. The three KS tests (the
 difficulty prior, the hash's uniforms) use the threshold KS_ALPHA = 1e-6 each. The keys are fixed,
@@ -26,6 +26,7 @@ import scipy.special
 import scipy.stats
 
 import dora_jax.world as W
+from dora_jax import counter_rng as rng
 
 K_SIGMA = 5.0  # two-sided normal tail 2·Φ(−5) ≈ 5.7e-7 per comparison
 KS_ALPHA = 1e-6
@@ -169,10 +170,10 @@ def test_hash_streams_are_uniform_and_uncorrelated():
         children = jax.vmap(
             lambda r: jax.vmap(lambda j: W._child_id(r, j))(jnp.arange(2, dtype=jnp.int32))
         )(roots)  # [n, 2 siblings, 2 words]
-        values = jax.vmap(jax.vmap(lambda v: W._uniforms(v, W._STREAM_VALUES, (width,))))(children)
+        values = jax.vmap(jax.vmap(lambda v: rng.uniforms(v, W._STREAM_VALUES, (width,))))(children)
         return (
-            W._uniforms(roots[0], W._STREAM_COPY, (n,)),
-            jax.vmap(lambda r: W._uniforms(r, W._STREAM_VALUES, (width,)))(roots),
+            rng.uniforms(roots[0], W._STREAM_COPY, (n,)),
+            jax.vmap(lambda r: rng.uniforms(r, W._STREAM_VALUES, (width,)))(roots),
             values,
         )
 
@@ -354,20 +355,20 @@ def _gamma_oracle(u: np.ndarray, a: float) -> tuple[float, bool]:
     d = (a + 1 if a < 1 else a) - 1 / 3
     c = 1 / math.sqrt(9 * d)
     kept, clear = 0.0, True
-    for j in range(W._PROPOSALS):
+    for j in range(rng.PROPOSALS):
         x = math.sqrt(2) * scipy.special.erfinv(2 * u[j] - 1)
         v = (1 + c * x) ** 3
         if v <= 0:
             clear &= v < -ORACLE_MARGIN
             continue
-        margin = 0.5 * x * x + d - d * v + d * math.log(v) - math.log(u[W._PROPOSALS + j])
+        margin = 0.5 * x * x + d - d * v + d * math.log(v) - math.log(u[rng.PROPOSALS + j])
         clear &= abs(margin) > ORACLE_MARGIN
         if margin > 0:
             kept = math.log(v)
             break
     log_g = math.log(d) + kept
     if a < 1:
-        log_g += math.log(u[2 * W._PROPOSALS]) / a
+        log_g += math.log(u[2 * rng.PROPOSALS]) / a
     return log_g, clear
 
 
@@ -380,14 +381,15 @@ def test_gamma_sampler_matches_its_oracle():
     draw = jax.jit(
         jax.vmap(
             jax.vmap(
-                lambda kd, a: W._log_gammas(W._digest(kd, W._STREAM_VALUES), (5,), (a,))[0],
+                lambda kd, a: rng.log_gammas(rng.digest(kd, W._STREAM_VALUES), (5,), (a,))[0],
                 in_axes=(None, 0),
             ),
             in_axes=(0, None),
         )
     )
     got = np.asarray(draw(keys, jnp.asarray(shapes)), np.float64)
-    uniforms = jax.vmap(lambda kd: W._uniforms(kd, W._STREAM_VALUES, (5 + W._GAMMA_U,)))(keys)
+    width = 5 + rng.GAMMA_UNIFORMS
+    uniforms = jax.vmap(lambda kd: rng.uniforms(kd, W._STREAM_VALUES, (width,)))(keys)
     uniforms = np.asarray(uniforms)[:, 5:]
     checked = 0
     for i in range(n):
@@ -411,7 +413,7 @@ def test_child_choice_matches_its_oracle(alpha):
     got = np.asarray(
         jax.jit(jax.vmap(lambda v, x, i: W._child_index(v, x, i, config)))(nodes, u, slot)
     )
-    sticks = np.asarray(jax.vmap(lambda v: W._uniforms(v, W._STREAM_STICKS, (m,)))(nodes))
+    sticks = np.asarray(jax.vmap(lambda v: rng.uniforms(v, W._STREAM_STICKS, (m,)))(nodes))
     cumulative = -np.expm1(-np.cumsum(-np.log(sticks.astype(np.float64)), axis=1) / alpha)
     k = np.sum(cumulative <= u[:, None], axis=1)
     want = np.where(k < m, k, m + np.asarray(slot))
