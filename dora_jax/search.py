@@ -112,12 +112,6 @@ class Rule:
         return self.info.min_budget(self.resolved)
 
     @property
-    def beam_width(self) -> int:
-        """Deprecated alias of `min_budget` (its value for the rules with a beam width); read
-        `min_budget` and `info.min_budget_reason` instead."""
-        return self.min_budget
-
-    @property
     def group_width(self) -> int:
         """Slots per initial subtree group (1: every slot its own; groups unused)."""
         width = self.info.group_width

@@ -62,11 +62,11 @@ class ExperimentSpec:
         if len(set(labels)) != len(labels):
             raise SpecError(f"methods repeat: {labels}")
         for rule in self.rules:
-            small = [b for b in self.budgets if b < rule.beam_width]
-            if rule.method in ("beam_search", "dvts") and small:
+            small = [b for b in self.budgets if b < rule.min_budget]
+            if small:
                 raise SpecError(
-                    f"budget {small[0]} is smaller than the beam width {rule.beam_width} "
-                    f"of {rule.method}"
+                    f"budget {small[0]} is smaller than the {rule.info.min_budget_reason} "
+                    f"{rule.min_budget} of {rule.method}"
                 )
         try:
             ModelSizes.for_policy(self.policy)
