@@ -6,7 +6,8 @@ A user mistake is `fail(message)`: `main` prints `dora: error: message` (one lin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
@@ -22,6 +23,11 @@ MAX_BUDGET = 2**20
 
 # Counts that end up as int32 array sizes or loop bounds (problems, seeds, rounds).
 MAX_COUNT = 2**31 - 1
+
+# `jax.random.key(seed)` keeps the seed's low 32 bits (without x64): 2**32 + 7 gives the key of 7
+# and a seed past 2**63 overflows. So a seed is 0 ≤ seed ≤ 2**32 − 1, where distinct seeds are
+# distinct keys.
+MAX_SEED = 2**32 - 1
 
 
 class UsageError(Exception):
@@ -127,6 +133,10 @@ def check_count(name: str, value: int | None, low: int = 1, high: int = MAX_COUN
         fail(f"{name} must be <= {high}, got {value}")
 
 
+def check_seed(seed: int | None, name: str = "--seed") -> None:
+    check_count(name, seed, low=0, high=MAX_SEED)
+
+
 def check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
     if value not in allowed:
         fail(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
@@ -187,9 +197,14 @@ def progress_bar():
     )
 
 
-def library_call(call: Callable[[], T], *errors: type[BaseException]) -> T:
-    """`call()`, with the library's input errors (`errors`) turned into one usage line."""
+@contextlib.contextmanager
+def out_of_memory_is_one_line(hint: str) -> Iterator[None]:
+    """XLA running out of memory as one line (status 1) with `hint`; other errors pass through."""
+    import jax
+
     try:
-        return call()
-    except errors as error:
-        fail(first_line(error))
+        yield
+    except jax.errors.JaxRuntimeError as error:
+        if "RESOURCE_EXHAUSTED" not in str(error):
+            raise  # a bug: keep the traceback
+        raise RunError(f"out of memory ({first_line(error)}); {hint}") from None

@@ -9,8 +9,11 @@ from typing import Annotated
 import typer
 
 from dora_cli._common import (
+    MAX_BUDGET,
     check_budget,
     check_choice,
+    check_count,
+    check_seed,
     fail,
     first_line,
     methods_help,
@@ -68,7 +71,8 @@ def allocate(
         str | None, typer.Option(help="dora: none (default) or rebase_round.")
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Break ties at random with this seed (default: by index).")
+        int | None,
+        typer.Option(help="Break ties at random with this seed, 0 to 2**32-1 (default: by index)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
@@ -80,6 +84,8 @@ def allocate(
     check_choice("method", method, dora_jax.METHODS)
     values = parse_floats(scores, "--scores")
     check_budget(budget)
+    check_count("--beam-width", beam_width, high=MAX_BUDGET)  # a beam wider than N is moot
+    check_seed(seed)
     hp = {
         "temperature": temperature,
         "similarity_temperature": similarity_temperature,

@@ -13,7 +13,14 @@ from typing import Annotated
 
 import typer
 
-from dora_cli._common import check_choice, check_count, fail, preset_names
+from dora_cli._common import (
+    check_choice,
+    check_count,
+    check_seed,
+    fail,
+    out_of_memory_is_one_line,
+    preset_names,
+)
 from simulations import calibrate as lib
 
 
@@ -42,7 +49,7 @@ def calibrate(
     warmup: Annotated[int, typer.Option(help="NUTS warmup steps.")] = 500,
     chains: Annotated[int, typer.Option(help="NUTS chains.")] = 2,
     svi_steps: Annotated[int, typer.Option(help="SVI steps.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of the probe and the sampler.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the probe and the sampler, 0 to 2**32-1.")] = 0,
     out: Annotated[
         Path | None, typer.Option(help="Write the posterior JSON here (for --kappa-from).")
     ] = None,
@@ -66,6 +73,8 @@ def calibrate(
         ("--svi-steps", svi_steps),
     ):
         check_count(name, value)
+    check_seed(seed)
+    check_count("--problems × --candidates", problems * candidates)  # units index as int32
     if depth < 0 or warmup < 0:
         fail("--depth and --warmup must be >= 0")
     if records is None:
@@ -74,32 +83,33 @@ def calibrate(
         fail(f"--out {out} is a folder; give a file name")
 
     probe_key, fit_key = lib.seed_keys(seed)
-    try:
-        if records is not None:
-            labels = lib.read_records(records)
-        else:
-            labels = lib.probe_world(
-                probe_key,
-                preset or "paper-like",
-                problems=problems,
-                candidates=candidates,
-                depth=depth,
-                rollouts=rollouts,
+    with out_of_memory_is_one_line("use fewer units (--problems, --candidates) or --method svi"):
+        try:
+            if records is not None:
+                labels = lib.read_records(records)
+            else:
+                labels = lib.probe_world(
+                    probe_key,
+                    preset or "paper-like",
+                    problems=problems,
+                    candidates=candidates,
+                    depth=depth,
+                    rollouts=rollouts,
+                )
+                labels = dataclasses.replace(labels, source={**labels.source, "seed": seed})
+            done = lib.fit(
+                fit_key,
+                labels,
+                method=method,
+                calibration=calibration,
+                pooling=pooling,
+                num_warmup=warmup,
+                num_samples=samples,
+                num_chains=chains,
+                svi_steps=svi_steps,
             )
-            labels = dataclasses.replace(labels, source={**labels.source, "seed": seed})
-        done = lib.fit(
-            fit_key,
-            labels,
-            method=method,
-            calibration=calibration,
-            pooling=pooling,
-            num_warmup=warmup,
-            num_samples=samples,
-            num_chains=chains,
-            svi_steps=svi_steps,
-        )
-    except lib.CalibrateError as error:
-        fail(str(error))
+        except lib.CalibrateError as error:
+            fail(str(error))
     result, posterior = done.result, done.posterior
     if out is not None:
         lib.write_result(out, result)

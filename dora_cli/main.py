@@ -92,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         # Parsing errors of the CLI library (missing or malformed options, unknown commands)
         # carry `format_message`; anything else is a bug and keeps its traceback.
-        if not hasattr(error, "format_message"):
+        format_message = getattr(error, "format_message", None)
+        if format_message is None:
             raise
-        typer.echo(f"dora: error: {error.format_message()} (see dora --help)", err=True)
+        typer.echo(f"dora: error: {format_message()} (see dora --help)", err=True)
         return 2
     return result if isinstance(result, int) else 0
 

@@ -11,13 +11,12 @@ from typing import Annotated
 import typer
 
 from dora_cli._common import (
-    RunError,
     check_budgets,
     check_count,
     fail,
-    first_line,
     joined,
     methods_help,
+    out_of_memory_is_one_line,
     parse_budgets,
     parse_methods,
     preset_names,
@@ -108,24 +107,16 @@ def _with_overrides(spec, overrides: dict[str, object], *, named: bool):
 
 
 def _run(spec, out: Path, *, plots: bool, as_json: bool) -> None:
-    import jax
-
     from simulations import runner
 
     total = len(spec.budgets) * spec.seeds * len(spec.rules)
     start = time.perf_counter()
-    try:
+    with out_of_memory_is_one_line("lower --problems, --budgets or --max-rounds"):
         with progress_bar() as bar:
             task = bar.add_task(f"simulating ({spec.world_name})", total=total)
             records = runner.run(
                 spec, progress=lambda label: bar.update(task, advance=1, description=label)
             )
-    except jax.errors.JaxRuntimeError as error:
-        if "RESOURCE_EXHAUSTED" not in str(error):
-            raise  # a bug: keep the traceback
-        raise RunError(
-            f"out of memory ({first_line(error)}); lower --problems, --budgets or --max-rounds"
-        ) from None
     elapsed = time.perf_counter() - start
     rows = runner.aggregate(records)
     out.mkdir(parents=True, exist_ok=True)

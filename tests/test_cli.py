@@ -271,13 +271,18 @@ def test_budget_at_the_bound_sums_exactly_and_above_is_one_line(run):
         (["bench", "--methods", "dora,dora"], "--methods repeats 'dora'"),
         (["bench", "--budgets", "2097152"], "--budgets must be <= 1048576"),
         (["bench", "--limit", "0"], "--limit must be >= 1"),
+        (["allocate", "--scores", "0.5", "--budget", "2", "--seed", "4294967296"], "--seed must"),
+        (["allocate", "--scores", "0.5", "--budget", "2", "--seed", "-1"], "--seed must be >= 0"),
+        (["allocate", "--scores", "0.5", "--budget", "2", "--beam-width", "2097152"], "beam"),
+        (["calibrate", "--seed", "100000000000000000000"], "--seed must be <= 4294967295"),
+        (["calibrate", "--problems", "100000000", "--candidates", "1000"], "--candidates must"),
         (["verify", "--only", "rounding,rounding"], "--only repeats 'rounding'"),
         (["verify", "--only", ","], "--only is empty"),
     ],
 )
 def test_repeats_and_bounds_are_one_line_before_any_work(run, tmp_path, args, message):
     out = tmp_path / "never"
-    result = run(*args, *(["--out", str(out)]), check=False)
+    result = run(*args, *(["--out", str(out)] if args[0] != "allocate" else []), check=False)
     assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dora: error: ") and message in lines[0]
