@@ -379,7 +379,7 @@ def _parse(answer: str) -> tuple[sympy.Basic | sympy.MatrixBase, ...]:
             "\\boxed{" + answer + "}",
             extraction_config=_EXTRACTORS,
             fallback_mode="no_fallback",
-            parsing_timeout=None,  # type: ignore[arg-type]
+            parsing_timeout=None,
         )
     )
 

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from backends.datasets import Problem
-from dora_io import JsonlError, append_jsonl, atomic_write, jsonl_text, read_jsonl
+from backends.files import JsonlError, append_jsonl, atomic_write, jsonl_text, read_jsonl
 from dora_jax import ledger as ledger_lib
 from dora_jax import world as world_lib
 from dora_jax.search import (

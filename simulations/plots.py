@@ -2,8 +2,8 @@
 
 Every figure shows 95% intervals (the cluster bootstrap of `simulations.report`) and says so in
 its legend: shaded bands where a method has two or more budgets, error bars where it has one.
-PNGs are written atomically (`dora_io.atomic_write`); `write` removes the figures it did not draw,
-so a reused output folder never shows a stale one.
+PNGs are written atomically (`backends.files.atomic_write`); `write` removes the figures it did
+not draw, so a reused output folder never shows a stale one.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dora_io import atomic_write
+from backends.files import atomic_write
 from simulations.report import flops_unit
 
 BUDGET_PLOT = "accuracy_vs_budget.png"

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dora_io import atomic_write
+from backends.files import atomic_write
 
 DRAWS = 2000
 CHUNK = 250  # draws per vectorised step (bounds memory at CHUNK × clusters indices)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from dora_io import atomic_write, jsonl_text
+from backends.files import atomic_write, jsonl_text
 from dora_jax import ledger as ledger_lib
 from dora_jax.search import SearchConfig, SyntheticWorld, search
 from simulations.spec import ExperimentSpec

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -199,3 +200,115 @@ def test_search_benchmark_runs_with_tiny_arguments():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].startswith("rebase")
+
+
+# ---------------------------------------------------------------------------------------------
+# The app: help, version, help text from the registries, bounds and repeats
+
+
+def _unwrapped(text: str) -> str:
+    """Help text with the terminal wrapping undone (it breaks lines at spaces and hyphens)."""
+    return re.sub(r"\s+", " ", re.sub(r"-\n\s+", "-", text))
+
+
+def test_dora_alone_prints_the_help(run):
+    out = run().stdout
+    assert out.startswith("Usage: dora [OPTIONS] COMMAND")
+    for command in ("allocate", "simulate", "bench", "calibrate", "verify"):
+        assert f"  {command} " in out
+
+
+def test_version(run):
+    import dora_jax
+
+    assert run("--version").stdout.strip() == f"dora {dora_jax.__version__}"
+
+
+def test_help_lists_the_registries(run):
+    import dora_jax
+    from dora_jax import world
+    from theory import runner
+
+    for command in ("allocate", "simulate", "bench"):
+        text = _unwrapped(run(command, "--help").stdout)
+        assert ", ".join(dora_jax.METHODS) in text, command
+    for command in ("simulate", "calibrate"):
+        assert ", ".join(world.PRESETS) in _unwrapped(run(command, "--help").stdout)
+    assert ", ".join(runner.claim_ids()) in _unwrapped(run("verify", "--help").stdout)
+
+
+def test_budget_at_the_bound_sums_exactly_and_above_is_one_line(run):
+    from dora_cli._common import MAX_BUDGET
+
+    for method in ("temperature_sampling", "rebase", "optimal"):
+        out = run(
+            "allocate", "--method", method, "--scores", "0.5,0.2,0.3", "--budget",
+            str(MAX_BUDGET), "--json",
+        ).stdout  # fmt: skip
+        assert sum(json.loads(out)["allocation"]) == MAX_BUDGET, method
+    for budget in (str(MAX_BUDGET + 1), "100000000000"):
+        result = run("allocate", "--scores", "0.5,0.2", "--budget", budget, check=False)
+        assert result.returncode == 2 and result.stdout == ""
+        assert (
+            result.stderr.strip()
+            == f"dora: error: budget must be <= {MAX_BUDGET} (2**20), got {budget}"
+        )
+    result = run("allocate", "--scores", "0.5,0.2", "--budget", "1e11", check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "'--budget'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["simulate", "--budgets", "16,16"], "--budgets repeats 16"),
+        (["simulate", "--methods", "rebase,dora,rebase"], "--methods repeats 'rebase'"),
+        (["simulate", "--budgets", "100000000000"], "--budgets must be <= 1048576"),
+        (["simulate", "--budgets", "1e11"], "comma-separated integers"),
+        (["simulate", "--max-rounds", "100000000000"], "--max-rounds must be <="),
+        (["simulate", "--seeds", "0"], "--seeds must be >= 1"),
+        (["bench", "--budgets", "8,4,8"], "--budgets repeats 8"),
+        (["bench", "--methods", "dora,dora"], "--methods repeats 'dora'"),
+        (["bench", "--budgets", "2097152"], "--budgets must be <= 1048576"),
+        (["bench", "--limit", "0"], "--limit must be >= 1"),
+        (["allocate", "--scores", "0.5", "--budget", "2", "--seed", "4294967296"], "--seed must"),
+        (["allocate", "--scores", "0.5", "--budget", "2", "--seed", "-1"], "--seed must be >= 0"),
+        (["allocate", "--scores", "0.5", "--budget", "2", "--beam-width", "2097152"], "beam"),
+        (["calibrate", "--seed", "100000000000000000000"], "--seed must be <= 4294967295"),
+        (["calibrate", "--problems", "100000000", "--candidates", "1000"], "--candidates must"),
+        (["verify", "--only", "rounding,rounding"], "--only repeats 'rounding'"),
+        (["verify", "--only", ","], "--only is empty"),
+    ],
+)
+def test_repeats_and_bounds_are_one_line_before_any_work(run, tmp_path, args, message):
+    out = tmp_path / "never"
+    result = run(*args, *(["--out", str(out)] if args[0] != "allocate" else []), check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dora: error: ") and message in lines[0]
+    assert not out.exists()
+
+
+def test_bench_recipe_budgets_repeat_is_an_error(run, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("[search]\nbudgets = [4, 4]\n")
+    result = run("bench", "--recipe", str(recipe), "--out", str(tmp_path / "o"), check=False)
+    assert result.returncode == 2 and "budgets repeats 4" in result.stderr
+
+
+def test_simulate_out_of_memory_is_one_line(run, tmp_path, monkeypatch):
+    import jax
+
+    from simulations import runner
+
+    def exhausted(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 1 bytes.")
+
+    monkeypatch.setattr(runner, "run", exhausted)
+    out = tmp_path / "o"
+    result = run(
+        "simulate", "--methods", "rebase", "--budgets", "4", "--out", str(out), check=False
+    )
+    assert result.returncode == 1 and not out.exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dora: error: out of memory"), lines

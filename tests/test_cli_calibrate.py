@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from dora_cli.main import main
 
@@ -73,3 +74,69 @@ def test_bad_calibrate_input(capsys, tmp_path):
     missing = tmp_path / "k.json"
     code, _, err = _call(capsys, "simulate", "--kappa-from", str(missing))
     assert code == 2 and "not found" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# simulations.calibrate, the library behind the command
+
+
+def test_read_records_pads_and_masks(tmp_path):
+    from simulations import calibrate as lib
+
+    path = tmp_path / "r.jsonl"
+    rows = [("a", 0.2, 4, 1), ("b", 0.9, 8, 7), ("a", 0.6, 4, 3)]
+    path.write_text(
+        "\n".join(
+            json.dumps({"problem": p, "score": w, "rollouts": m, "correct": c})
+            for p, w, m, c in rows
+        )
+        + "\n\n"
+    )
+    labels = lib.read_records(path)
+    assert labels.units == 3 and labels.truth is None
+    np.testing.assert_array_equal(labels.mask, [[True, True], [True, False]])
+    np.testing.assert_allclose(labels.scores[0], [0.2, 0.6])
+    np.testing.assert_array_equal(labels.rollouts, [[4, 4], [8, 0]])
+    np.testing.assert_array_equal(labels.correct, [[1, 3], [7, 0]])
+    assert labels.source == {"records": str(path)}
+
+
+def test_auto_picks_nuts_up_to_the_threshold():
+    from simulations import calibrate as lib
+
+    n = lib.AUTO_NUTS_MAX_UNITS
+    assert lib.choose_method("auto", n) == "nuts"
+    assert lib.choose_method("auto", n + 1) == "svi"
+    assert lib.choose_method("nuts", n + 1) == "nuts"
+    with pytest.raises(lib.CalibrateError, match="unknown method"):
+        lib.choose_method("mcmc", 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"kappa": 0}', "positive"),
+        ('{"kappa": true}', "positive"),
+        ('{"kappa": "12"}', "positive"),
+        ('{"kappa": Infinity}', "finite"),
+        ('{"kappa_mean": 3}', "no 'kappa'"),
+        ("[1, 2]", "no 'kappa'"),
+        ("not json", "no 'kappa'"),
+    ],
+)
+def test_load_kappa_rejects_bad_files(tmp_path, text, message):
+    from simulations import calibrate as lib
+
+    path = tmp_path / "k.json"
+    path.write_text(text)
+    with pytest.raises(lib.CalibrateError, match=message):
+        lib.load_kappa(path)
+
+
+def test_with_kappa_only_fills_rules_that_take_it_and_keeps_a_given_one():
+    from dora_jax.search import Rule
+    from simulations import calibrate as lib
+
+    rules = (Rule.make("rebase"), Rule.make("optimal"), Rule.make("bayes", kappa=3.0))
+    out = lib.with_kappa(rules, 12.345678)
+    assert [r.label for r in out] == ["rebase", "optimal(kappa=12.35)", "bayes(kappa=3.0)"]

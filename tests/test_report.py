@@ -1,4 +1,4 @@
-"""The one reporting path: dora_io's files, simulations.report's intervals and table,
+"""The one reporting path: backends.files, simulations.report's intervals and table,
 simulations.plots' figures, and `dora simulate`'s output folder."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import os
 import numpy as np
 import pytest
 
+from backends.files import JsonlError, append_jsonl, atomic_write, read_jsonl
 from dora_cli.main import main
-from dora_io import JsonlError, append_jsonl, atomic_write, read_jsonl
 from simulations import plots, report
 
 # --- files -----------------------------------------------------------------------------------

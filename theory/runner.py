@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import theory  # noqa: F401  (fills the registry)
-from dora_io import atomic_write
+from backends.files import atomic_write
 from theory.core import CLAIMS, MODES, Verdict, run_claim
 
 

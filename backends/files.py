@@ -1,11 +1,10 @@
 """File primitives for every layer that writes results: atomic replace, fsync'ed JSONL append,
 tolerant JSONL read.
 
-Why a package of its own: the pure core (`dora_jax`) does no file I/O, and the layers above it
-that do write files (`backends`, `theory`, `simulations`, `papers`, the `dora` command) import
-only downwards, so `theory` cannot reach a helper kept in `simulations`. This package imports
-nothing but the standard library and sits beside `dora_jax` at the bottom: any layer may import
-it without an upward edge.
+Why here: the pure core (`dora_jax`) does no file I/O; effects — files, model calls, progress —
+live in `backends/` and above (the layers import only downwards: dora_jax ← backends ← theory ←
+simulations ← papers ← dora_cli), so every layer that writes results can import it. It imports
+nothing but the standard library.
 
 The three functions share one crash model: a reader never sees a half-written file
 (`atomic_write`: a temporary file in the same folder, fsync'ed, then `os.replace`), and an append

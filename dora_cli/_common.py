@@ -1,0 +1,210 @@
+"""What the commands share: the error types, parsing of comma lists, bounds, the progress bar, and
+the help text generated from the registries (methods, world presets, claim ids).
+
+A user mistake is `fail(message)`: `main` prints `dora: error: message` (one line) and exits 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import NoReturn, TypeVar
+
+T = TypeVar("T")
+
+# The largest rollout budget N a command accepts. Allocations are integers that must sum to N
+# exactly, but the rules apportion float32 shares: the quotas N·w_i lose integer resolution as N
+# nears 2**24, and Σ = N then fails. Measured with Hamilton apportionment of random shares
+# (20,000 rows each for K = 2, 3, 5, 8): no miss up to N = 2**22, misses from N = 2**23 (K = 2:
+# 182 of 80,000 rows off by one); at N = 1e8 a three-way split gives Σ = N + 1, and at 2**31 the
+# counts overflow int32. 2**20 keeps a factor 4 from the first miss and is still 4,096 times the
+# paper's largest budget (256).
+MAX_BUDGET = 2**20
+
+# Counts that end up as int32 array sizes or loop bounds (problems, seeds, rounds).
+MAX_COUNT = 2**31 - 1
+
+# `jax.random.key(seed)` keeps the seed's low 32 bits (without x64): 2**32 + 7 gives the key of 7
+# and a seed past 2**63 overflows. So a seed is 0 ≤ seed ≤ 2**32 − 1, where distinct seeds are
+# distinct keys.
+MAX_SEED = 2**32 - 1
+
+
+class UsageError(Exception):
+    """A user mistake: reported as one line, exit status 2."""
+
+
+class RunError(Exception):
+    """A run that stopped part way (e.g. the model engine crashed): one line, status 1."""
+
+
+def fail(message: str) -> NoReturn:
+    raise UsageError(message)
+
+
+def first_line(error: BaseException) -> str:
+    """An exception as one line (its message's first line, or its type's name)."""
+    lines = [x for x in str(error).splitlines() if x.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing and bounds
+
+
+def split_list(text: str, what: str) -> list[str]:
+    """Items of a comma-separated option (spaces ignored); empty → error."""
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        fail(f"{what} is empty")
+    return items
+
+
+def unique(items: Sequence[T], what: str) -> list[T]:
+    """`items` unchanged, or an error naming the first repeated one.
+
+    One rule for every list option: a repeat is a mistake (a typo, or a copy that would run the
+    same thing twice), never silently dropped.
+    """
+    seen: set[T] = set()
+    for item in items:
+        if item in seen:
+            fail(f"{what} repeats {item!r}; give each once")
+        seen.add(item)
+    return list(items)
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in split_list(text, what)]
+    except ValueError:
+        fail(f"{what} must be comma-separated numbers, got {text!r}")
+
+
+def parse_mask(text: str, k: int) -> list[bool]:
+    table = {"1": True, "0": False, "true": True, "false": False}
+    items = [x.strip().lower() for x in text.split(",")]
+    if any(x not in table for x in items):
+        fail(f"--mask must be comma-separated 1/0 values, got {text!r}")
+    if len(items) != k:
+        fail(f"--mask has {len(items)} entries but --scores has {k}")
+    return [table[x] for x in items]
+
+
+def check_budget(budget: int, what: str = "budget") -> int:
+    """1 ≤ N ≤ MAX_BUDGET, before any work (see MAX_BUDGET for the upper bound)."""
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        fail(f"{what} must be an integer, got {budget!r}")
+    if budget < 1:
+        fail(f"{what} must be >= 1, got {budget}")
+    if budget > MAX_BUDGET:
+        fail(f"{what} must be <= {MAX_BUDGET} (2**20), got {budget}")
+    return budget
+
+
+def check_budgets(budgets: Sequence[int], what: str = "budgets") -> list[int]:
+    """Every budget bounded (`check_budget`), none repeated."""
+    for b in budgets:
+        check_budget(b, what)
+    return unique(budgets, what)
+
+
+def parse_budgets(text: str) -> list[int]:
+    """--budgets: comma-separated integers in [1, MAX_BUDGET], each once."""
+    try:
+        values = [int(x) for x in split_list(text, "--budgets")]
+    except ValueError:
+        fail(f"--budgets must be comma-separated integers, got {text!r}")
+    return check_budgets(values, "--budgets")
+
+
+def parse_methods(text: str) -> list[str]:
+    """--methods: comma-separated rule names, each once (unknown names are the library's call)."""
+    return unique(split_list(text, "--methods"), "--methods")
+
+
+def check_count(name: str, value: int | None, low: int = 1, high: int = MAX_COUNT) -> None:
+    """An integer option (None: not given) within [low, high]."""
+    if value is None:
+        return
+    if value < low:
+        fail(f"{name} must be >= {low}, got {value}")
+    if value > high:
+        fail(f"{name} must be <= {high}, got {value}")
+
+
+def check_seed(seed: int | None, name: str = "--seed") -> None:
+    check_count(name, seed, low=0, high=MAX_SEED)
+
+
+def check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        fail(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Help text from the registries (so a new rule, preset or claim shows up without a CLI edit)
+
+
+def method_names() -> str:
+    """The allocation rules, from `dora_jax.METHODS`: the one place the method help is built."""
+    import dora_jax
+
+    return ", ".join(dora_jax.METHODS)
+
+
+def methods_help(default: Sequence[str] | None = None) -> str:
+    """--method's help (one rule), or --methods' help (a list, with its `default`)."""
+    if default is None:
+        return f"The allocation rule, one of: {method_names()}."
+    return (
+        f"Comma-separated methods, each once, from: {method_names()} (default {joined(default)})."
+    )
+
+
+def preset_names() -> str:
+    from dora_jax import world
+
+    return ", ".join(world.PRESETS)
+
+
+def claim_names() -> str:
+    from theory import runner
+
+    return ", ".join(runner.claim_ids())
+
+
+def joined(values: Sequence[object]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def progress_bar():
+    """The progress bar of the long commands: on stderr, cleared when done."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+@contextlib.contextmanager
+def out_of_memory_is_one_line(hint: str) -> Iterator[None]:
+    """XLA running out of memory as one line (status 1) with `hint`; other errors pass through."""
+    import jax
+
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as error:
+        if "RESOURCE_EXHAUSTED" not in str(error):
+            raise  # a bug: keep the traceback
+        raise RunError(f"out of memory ({first_line(error)}); {hint}") from None

@@ -1,0 +1,222 @@
+"""`dora bench`: the search on MATH500 / AIME, simulated (`sim`) or on a model stack (`vllm`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dora_cli._common import (
+    RunError,
+    check_budgets,
+    check_count,
+    fail,
+    first_line,
+    joined,
+    methods_help,
+    parse_budgets,
+    parse_methods,
+    progress_bar,
+    unique,
+)
+from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
+
+BACKENDS = ("sim", "vllm")
+
+
+def _dataset_names() -> str:
+    from backends import datasets
+
+    return ", ".join(datasets.BENCHMARKS)
+
+
+def bench(
+    backend: Annotated[
+        str, typer.Option(help="sim (the synthetic world) or vllm (a real model stack).")
+    ] = "sim",
+    recipe: Annotated[
+        str | None, typer.Option(help="A recipe TOML file or a shipped recipe's name.")
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help=f"{_dataset_names()} or a JSONL path (default math500)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the named datasets (default $DORA_DATA, else ../shared/data)."
+        ),
+    ] = None,
+    methods: Annotated[
+        str | None,
+        typer.Option(help=methods_help(PAPER_METHODS)),
+    ] = None,
+    budgets: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Comma-separated budgets N, each once (default {joined(PAPER_BUDGETS)})."
+        ),
+    ] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds 0..S-1 (default 1).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first P problems.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Problems per engine batch.")] = None,
+    max_rounds: Annotated[int | None, typer.Option(help="T_max (default 40).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("runs/bench"),
+    plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+    kappa_from: Annotated[
+        Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+) -> None:
+    """The search on MATH500 / AIME: simulated or with a real model stack; resumable."""
+    from backends import datasets
+    from simulations import bench as bench_lib
+    from simulations import calibrate as calibrate_lib
+    from simulations import recipe as recipe_lib
+    from simulations import spec as spec_lib
+
+    if backend not in BACKENDS:
+        fail(f"unknown backend {backend!r}; choose sim or vllm")
+    flags: dict[str, object] = {}
+    if methods is not None:
+        flags["methods"] = parse_methods(methods)
+    if budgets is not None:
+        flags["budgets"] = parse_budgets(budgets)
+    for name, value in (
+        ("--seeds", seeds),
+        ("--limit", limit),
+        ("--batch-size", batch_size),
+        ("--max-rounds", max_rounds),
+    ):
+        check_count(name, value)
+    given = {
+        "dataset": dataset,
+        "seeds": seeds,
+        "limit": limit,
+        "batch_size": batch_size,
+        "max_rounds": max_rounds,
+    }
+    flags.update({name: value for name, value in given.items() if value is not None})
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} exists and is not a folder")
+    try:
+        rec = recipe_lib.load(recipe)
+    except recipe_lib.RecipeError as error:
+        fail(str(error))
+    settings = {**rec.search, **flags}  # the command line over the recipe's [search]
+    count = settings.get("seeds", 1)
+    if not isinstance(count, int) or count < 1:
+        fail(f"seeds must be an integer >= 1, got {count!r}")
+    lim = settings.get("limit")
+    if lim is not None and (not isinstance(lim, int) or lim < 1):
+        fail(f"limit must be an integer >= 1, got {lim!r}")
+    budget_list = settings.get("budgets", list(PAPER_BUDGETS))
+    if not isinstance(budget_list, list) or not all(
+        isinstance(b, int) and not isinstance(b, bool) for b in budget_list
+    ):
+        fail(f"budgets must be a list of integers, got {budget_list!r}")
+    check_budgets(budget_list)
+    try:
+        rules = [spec_lib.parse_rule(m) for m in settings.get("methods", list(PAPER_METHODS))]
+    except spec_lib.SpecError as error:
+        fail(str(error))
+    unique([r.label for r in rules], "methods")
+    if kappa_from is not None:
+        try:
+            rules = list(calibrate_lib.with_kappa(rules, calibrate_lib.load_kappa(kappa_from)))
+        except calibrate_lib.CalibrateError as error:
+            fail(str(error))
+    try:
+        problems = datasets.load_dataset(
+            settings.get("dataset", "math500"), data_dir=data_dir, limit=lim
+        )
+    except datasets.DatasetError as error:
+        fail(str(error))
+    try:
+        spec = bench_lib.BenchSpec(
+            problems=tuple(problems),
+            rules=tuple(rules),
+            budgets=tuple(sorted(budget_list)),
+            seeds=tuple(range(count)),
+            backend=backend,
+            world=rec.world,
+            max_rounds=settings.get("max_rounds", 40),
+            batch_size=settings.get("batch_size"),
+            model_sizes=rec.models,
+        )
+    except bench_lib.BenchError as error:
+        fail(str(error))
+    make_world = _vllm_world(rec) if backend == "vllm" else None
+    _run(spec, out, make_world, rec, plots=plots, as_json=as_json)
+
+
+def _vllm_world(rec):
+    """A HostWorld factory over a VLLMBackend built from the recipe's [vllm] table."""
+    from simulations import recipe as recipe_lib
+
+    if not rec.vllm.get("policy"):
+        fail("--backend vllm needs a recipe with a [vllm] table naming at least the policy")
+    try:
+        recipe_lib.check_model_paths(rec.vllm)
+    except recipe_lib.RecipeError as error:
+        fail(str(error))
+    try:
+        from backends.host_world import HostWorld
+        from backends.vllm_backend import VLLMBackend, VLLMSettings
+    except ImportError as error:
+        fail(f"the vllm backend cannot be imported ({error}); see the README's vLLM section")
+    try:
+        settings = VLLMSettings(**rec.vllm)
+    except (TypeError, ValueError) as error:
+        fail(f"[vllm] in {rec.path}: {first_line(error)}")
+    try:
+        backend = VLLMBackend(settings)
+    except ImportError as error:
+        fail(f"vLLM is not installed here ({error}); see the README's vLLM section")
+    except Exception as error:  # model loading: report one line, whatever vLLM raised
+        fail(f"cannot start the vLLM backend: {first_line(error)}")
+    return lambda problems: HostWorld(backend, problems)
+
+
+def _run(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) -> None:
+    from simulations import bench as bench_lib
+    from simulations import report
+
+    total = len(spec.units()) * len(spec.problems)
+    start = time.perf_counter()
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task(f"bench ({spec.backend})", total=total)
+            records = bench_lib.run(
+                spec,
+                out,
+                make_world=make_world,
+                progress=lambda label, n: bar.update(task, advance=n, description=label),
+            )
+    except bench_lib.BenchError as error:
+        fail(str(error))
+    except Exception as error:  # the model stack failed mid-run: finished units are on disk
+        lines = [x for x in str(error).splitlines() if x.strip()]
+        raise RunError(
+            f"the run stopped ({type(error).__name__}: {lines[-1] if lines else ''}); finished "
+            f"problems are in {out / 'results.jsonl'}: rerun the same command to resume"
+        ) from None
+    elapsed = time.perf_counter() - start
+    rows = report.summarize(records)
+    dataset = spec.problems[0].dataset
+    title = f"{dataset}, {spec.backend}"
+    images = report.write(out, rows, records, title=title, plots=plots, meta={"seconds": elapsed})
+    if as_json:
+        typer.echo(json.dumps(bench_lib.seed_records(records)))
+        return
+    typer.echo(
+        f"{dataset}: {len(spec.problems)} problems × {len(spec.seeds)} seed(s), backend "
+        f"{spec.backend}"
+        + (f" (world {rec.world_name})" if spec.backend == "sim" else "")
+        + f", {elapsed:.1f} s"
+    )
+    typer.echo(report.table(rows))
+    typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))

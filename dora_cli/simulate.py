@@ -1,0 +1,139 @@
+"""`dora simulate`: methods × budgets × seeds on a synthetic reasoning-tree world."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dora_cli._common import (
+    check_budgets,
+    check_count,
+    fail,
+    joined,
+    methods_help,
+    out_of_memory_is_one_line,
+    parse_budgets,
+    parse_methods,
+    preset_names,
+    progress_bar,
+)
+from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
+
+
+def simulate(
+    preset: Annotated[
+        str | None,
+        typer.Option(help=f"World preset: {preset_names()} (default paper-like)."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML experiment file (see README).")] = None,
+    methods: Annotated[
+        str | None,
+        typer.Option(help=methods_help(PAPER_METHODS)),
+    ] = None,
+    budgets: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Comma-separated budgets N, each once (default {joined(PAPER_BUDGETS)})."
+        ),
+    ] = None,
+    problems: Annotated[int | None, typer.Option(help="Problems P per seed (default 200).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Seeds S (default 1).")] = None,
+    max_rounds: Annotated[int | None, typer.Option(help="T_max (default 40).")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder (JSONL + PNG plots).")] = Path(
+        "runs/simulate"
+    ),
+    plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
+    kappa_from: Annotated[
+        Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+) -> None:
+    """Monte Carlo search on a synthetic reasoning-tree world: methods × budgets × seeds."""
+    from simulations import calibrate as calibrate_lib
+    from simulations import spec as spec_lib
+
+    if preset is not None and config is not None:
+        fail("give --preset or --config, not both")
+    overrides: dict[str, object] = {}
+    if methods is not None:
+        overrides["methods"] = parse_methods(methods)
+    if budgets is not None:
+        overrides["budgets"] = parse_budgets(budgets)
+    for name, value in (("problems", problems), ("seeds", seeds), ("max_rounds", max_rounds)):
+        check_count(f"--{name.replace('_', '-')}", value)
+        if value is not None:
+            overrides[name] = value
+    try:
+        if config is not None:
+            spec = spec_lib.load_spec(config)
+        else:
+            spec = spec_lib.build_spec(world=preset or "paper-like")
+        if overrides:
+            spec = _with_overrides(spec, overrides, named=config is None)
+    except spec_lib.SpecError as error:
+        fail(str(error))
+    check_budgets(spec.budgets)  # a config file's budgets too
+    if kappa_from is not None:
+        try:
+            kappa = calibrate_lib.load_kappa(kappa_from)
+        except calibrate_lib.CalibrateError as error:
+            fail(str(error))
+        spec = dataclasses.replace(spec, rules=calibrate_lib.with_kappa(spec.rules, kappa))
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} exists and is not a folder")
+    _run(spec, out, plots=plots, as_json=as_json)
+
+
+def _with_overrides(spec, overrides: dict[str, object], *, named: bool):
+    """`spec` with the command line's values in place of its own (the world is kept)."""
+    from simulations import spec as spec_lib
+
+    current = {
+        "methods": [dict(r.hyperparameters, method=r.method) for r in spec.rules],
+        "budgets": list(spec.budgets),
+        "problems": spec.problems,
+        "seeds": spec.seeds,
+        "max_rounds": spec.max_rounds,
+        "policy": spec.policy,
+    }
+    current.update(overrides)
+    rebuilt = spec_lib.build_spec(world=spec.world_name if named else "paper-like", **current)
+    return dataclasses.replace(rebuilt, world=spec.world, world_name=spec.world_name)
+
+
+def _run(spec, out: Path, *, plots: bool, as_json: bool) -> None:
+    from simulations import report, runner
+
+    total = len(spec.budgets) * spec.seeds * len(spec.rules)
+    start = time.perf_counter()
+    with out_of_memory_is_one_line("lower --problems, --budgets or --max-rounds"):
+        with progress_bar() as bar:
+            task = bar.add_task(f"simulating ({spec.world_name})", total=total)
+            records = runner.run(
+                spec, progress=lambda label: bar.update(task, advance=1, description=label)
+            )
+    elapsed = time.perf_counter() - start
+    rows = report.summarize(records)
+    out.mkdir(parents=True, exist_ok=True)
+    runner.write_jsonl(out / "results.jsonl", records)
+    meta = {"spec": spec.describe(), "seconds": elapsed}
+    title = f"world: {spec.world_name}"
+    images = report.write(out, rows, records, title=title, plots=plots, meta=meta)
+    if as_json:
+        typer.echo(json.dumps([runner.public_record(r) for r in records]))
+        return
+    typer.echo(
+        f"world {spec.world_name}: {spec.problems} problems × {spec.seeds} seed(s), "
+        f"T_max = {spec.max_rounds}, {elapsed:.1f} s"
+    )
+    typer.echo(report.table(rows))
+    labels = [r.label for r in spec.rules]
+    if "rebase" in labels and len(labels) > 1:
+        differences = report.paired_differences(records, "rebase")
+        typer.echo("\n" + report.differences_table(differences, "rebase"))
+    typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))
