@@ -10,16 +10,12 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import NoReturn, TypeVar
 
+import dora_jax
+
 T = TypeVar("T")
 
-# The largest rollout budget N a command accepts. Allocations are integers that must sum to N
-# exactly, but the rules apportion float32 shares: the quotas N·w_i lose integer resolution as N
-# nears 2**24, and Σ = N then fails. Measured with Hamilton apportionment of random shares
-# (20,000 rows each for K = 2, 3, 5, 8): no miss up to N = 2**22, misses from N = 2**23 (K = 2:
-# 182 of 80,000 rows off by one); at N = 1e8 a three-way split gives Σ = N + 1, and at 2**31 the
-# counts overflow int32. 2**20 keeps a factor 4 from the first miss and is still 4,096 times the
-# paper's largest budget (256).
-MAX_BUDGET = 2**20
+# The largest rollout budget N: the core's bound (Σ B = N stays exact in float32 shares).
+MAX_BUDGET = dora_jax.MAX_BUDGET
 
 # Counts that end up as int32 array sizes or loop bounds (problems, seeds, rounds).
 MAX_COUNT = 2**31 - 1

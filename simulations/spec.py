@@ -152,6 +152,9 @@ def build_spec(
         isinstance(b, int) and not isinstance(b, bool) for b in budgets
     ):
         raise SpecError(f"budgets must be a list of integers, got {budgets!r}")
+    repeated = sorted({b for b in budgets if list(budgets).count(b) > 1})
+    if repeated:
+        raise SpecError(f"budgets repeat {repeated[0]}; give each once")
     for label, value in (("problems", problems), ("seeds", seeds), ("max_rounds", max_rounds)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise SpecError(f"{label} must be an integer, got {value!r}")

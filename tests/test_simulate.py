@@ -34,7 +34,7 @@ def test_spec_from_toml(tmp_path):
     path = tmp_path / "exp.toml"
     path.write_text(
         'methods = ["rebase", {method = "dora", similarity_temperature = 0.05}]\n'
-        "budgets = [8, 4, 8]\nproblems = 5\nseeds = 2\n"
+        "budgets = [8, 4]\nproblems = 5\nseeds = 2\n"
         '[world]\npreset = "redundant"\nalpha = 0.5\nprm_mode = "logit_noise"\n'
     )
     s = spec.load_spec(path)
@@ -48,6 +48,7 @@ def test_spec_from_toml(tmp_path):
     ("text", "message"),
     [
         ("budgets = [0]", "budgets"),
+        ("budgets = [8, 4, 8]", "budgets repeat 8"),
         ('budgets = ["a"]', "budgets"),
         ('methods = ["nope"]', "unknown method"),
         ('methods = [{method = "rebase", beam_width = 2}]', "no hyperparameter"),
