@@ -101,7 +101,7 @@ EQ5_CASES = (
     ),
     region=lambda mode: {
         "cases": [dict(w=w, B=b, kappa=k) for w, b, k, _ in EQ5_CASES],
-        "draws_per_case": _pick(mode, 200_000, 1_000_000, 4_000_000),
+        "draws_per_case": _pick(mode, 200_000, 400_000, 4_000_000),
         "seed": 5,
     },
 )
@@ -209,7 +209,10 @@ X_BINS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.3, 0.6, 0.9, 1.0)
     source="App. B.1 step 3",
     protocol=Protocol(
         quantity="relative error (exact − L)/exact of the digamma form per grid point",
-        tolerance=1e-9,
+        # An identity to six digits: far above the core's precision on small −log E (its log E is
+        # exact to ~1e-12 absolute, so ~1e-8 relative where −log E ≈ 1e-4), far below any
+        # approximation error (the smallest in the region is ≈ w/2 ≥ 5e-4).
+        tolerance=1e-6,
         unit="relative",
         control=(
             "the step written as the identity it would need: Σ_r −log(1 − κw/(κ+r)) in place "

@@ -6,15 +6,18 @@ with ψ′(x) ≈ 1/x (step 5). This check relaxes the *exact* objective instead
     F(B) = log E Π(1 − p_i)^{B_i}
          = Σ_i [lnΓ(κ(1−w_i)+B_i) − lnΓ(κ(1−w_i)) − lnΓ(κ+B_i) + lnΓ(κ)],
 
-minimizes it over {B ≥ 0, Σ B = N} numerically (optax Adam then L-BFGS on B = N·softmax(θ),
-fixed iterations, jit + vmap over a batch of random problems) and compares the result with
+solves it by water-filling (bisection on λ, each B_i(λ) by an inner bisection) and judges
 
-  (a) the KKT conditions: the marginal g_i = −∂F/∂B_i = ψ(κ+B_i) − ψ(κ(1−w_i)+B_i) equals one λ
-      on the support and is ≤ λ off it (F is convex: ψ′ is decreasing and κ(1−w_i) < κ, so KKT is
-      necessary and sufficient); also with an independent water-filling solution (bisection on λ);
-  (b) the integer optimum `dora_jax.optimal_allocation`: every integer allocation is feasible for
-      the relaxation, so min F ≤ log P_fail(integer optimum) must hold everywhere;
-  (c) the paper's closed-form finite-κ rule B_i ≈ (N + kκ)w_i − κ (ψ′ ≈ 1/x, no B ≥ 0 constraint).
+  (a) the KKT conditions at that point: the marginal g_i = −∂F/∂B_i = ψ(κ+B_i) − ψ(κ(1−w_i)+B_i)
+      equals one λ on the support and is ≤ λ off it (F is convex: ψ′ is decreasing and
+      κ(1−w_i) < κ, so KKT is necessary and sufficient);
+  (b) the bound: every integer allocation is feasible for the relaxation, so min F ≤
+      log P_fail(integer optimum `dora_jax.optimal_allocation`) must hold everywhere.
+
+Reported, not judged: the distance to the paper's closed-form rule B_i ≈ (N + kκ)w_i − κ
+(ψ′ ≈ 1/x, no B ≥ 0 constraint), and in thorough mode how close a generic solver gets (optax
+Adam then L-BFGS on B = N·softmax(θ), fixed iterations): a solver's convergence is not the
+paper's claim.
 
 Only jax, jax.scipy.special, optax and numpy; float64 throughout (`jax.enable_x64`).
 """
@@ -32,7 +35,7 @@ from jax.scipy.special import digamma, gammaln
 import dora_jax
 from theory.core import Measurement, Protocol, claim
 
-# w = softmax(R / T_b) with R ~ U(0.2, 0.95), the setting of PAPER.md §2.1's numeric check.
+# w = softmax(R / T_b) with R ~ U(0.2, 0.95), the setting of the B.1 numeric comparison.
 T_B = 0.1
 ADAM_STEPS = 400
 ADAM_LR = 0.1
@@ -40,11 +43,8 @@ LBFGS_STEPS = 60
 BISECT_STEPS = 64
 # An entry counts as "on the support" when B_i > SUPPORT_FLOOR·N (softmax never reaches 0).
 SUPPORT_FLOOR = 1e-6
-# KKT at the water-filling solution: max |g_i − λ|/λ on the support and max (g_i − λ)₊/λ off it.
-KKT_TOL = 1e-9
-# optax must reach the water-filling minimum of F to this (absolute, log-failure).
-OPTAX_TOL = 1e-6
-# Ordering: min F ≤ F(integer optimum) + ORDER_TOL (lnΓ differences in float64: ~1e-13 abs).
+# The claim's tolerance: KKT violation and min F − F(integer optimum) (lnΓ differences in float64
+# are ~1e-13 absolute).
 ORDER_TOL = 1e-9
 
 
@@ -208,7 +208,7 @@ def _draws(seed: int, problems: int, k: int) -> np.ndarray:
             "per (K, N, κ) cell: the worst of (a) the relative KKT violation at the water-filling "
             "point and (b) log P_fail(relaxed) − log P_fail(integer optimum), over its problems"
         ),
-        tolerance=1e-9,
+        tolerance=ORDER_TOL,
         control="water-filling on the wrong marginal ψ(κ+B) − ψ(κw+B) (w and 1 − w swapped)",
     ),
     region=lambda mode: {
@@ -216,7 +216,7 @@ def _draws(seed: int, problems: int, k: int) -> np.ndarray:
         "K": _pick(mode, [8], [4, 8], [4, 8, 16]),
         "N": _pick(mode, [16], [16, 64], [16, 64, 256]),
         "problems_per_cell": _pick(mode, 8, 16, 128),
-        "optax diagnostic": mode != "fast",
+        "optax diagnostic": mode == "thorough",
         "w": f"softmax(R/{T_B:g}), R ~ U(0.2, 0.95), seed 100+K",
     },
 )

@@ -229,10 +229,15 @@ def _figure(v: Verdict, out: Path) -> Path | None:
             and bounds
             and (min(bounds) < 1e-3 or positive.max() / positive.min() > 1e3)
         ):
-            ax.set_yscale("symlog", linthresh=min([*bounds, positive.min()]))
+            if np.all(shown > 0):
+                ax.set_yscale("log")
+            else:
+                ax.set_yscale("symlog", linthresh=min([*bounds, positive.min()]))
+                if np.all(shown >= 0):
+                    ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
         ax.set_xlabel("component (sorted)")
-        ax.set_ylabel(textwrap.shorten(v.quantity, 60))
+        ax.set_ylabel(textwrap.shorten(v.quantity, 45, placeholder="…"), fontsize=7)
         ax.set_title(f"{v.claim_id}: {v.verdict}", fontsize=9)
         fig.tight_layout()
         buffer = io.BytesIO()
