@@ -154,7 +154,7 @@ def judge(protocol: Protocol, m: Measurement) -> Judgement:
     if protocol.fwer is not None and m.se is None:
         raise ValueError("the protocol declares a Monte Carlo rule but the check gave no SE")
     k = None if protocol.fwer is None else k_for(protocol.fwer / protocol.looks, est.size)
-    half = np.zeros_like(est) if m.se is None else k * np.asarray(m.se, np.float64)
+    half = np.zeros_like(est) if m.se is None or k is None else k * np.asarray(m.se, np.float64)
     lo, hi = est - half, est + half
     tight = protocol.tolerance
     loose = protocol.tolerance if protocol.approximately is None else protocol.approximately
