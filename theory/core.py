@@ -18,7 +18,9 @@ A claim module registers one function with
   same check runs with the declared wrong ingredient; its verdict must differ from the claim's.
 
 Verdicts (computed by `judge`, nowhere else): "holds" (every component inside the tolerance,
-its k·SE interval included), "holds-approximately" (inside the looser tolerance only), "fails"
+its k·SE interval included), "holds-approximately" (every interval inside the looser tolerance,
+some not entirely inside the tight one: for a Monte Carlo estimate whose interval straddles the
+tight bound this is the decided part, "at least approximately"), "fails"
 (some component outside the looser tolerance, interval included), "inconclusive" (an interval
 straddles the looser tolerance; the record says how many samples would decide it).
 """
