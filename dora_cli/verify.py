@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from dora_cli._common import claim_names, fail, progress_bar, split_list, unique
+from dora_cli._common import (
+    RunError,
+    claim_names,
+    fail,
+    progress_bar,
+    split_list,
+    unique,
+)
 
 
 def verify(
@@ -17,26 +24,43 @@ def verify(
         str | None,
         typer.Option(help=f"Comma-separated claim ids (default: all): {claim_names()}."),
     ] = None,
-    thorough: Annotated[bool, typer.Option(help="Bigger grids and more draws (slower).")] = False,
+    thorough: Annotated[
+        bool, typer.Option(help="Bigger regions and more samples (slower).")
+    ] = False,
+    fast: Annotated[
+        bool, typer.Option(help="The test suite's small regions (seconds per claim).")
+    ] = False,
+    controls: Annotated[
+        bool,
+        typer.Option(
+            help="Also run each claim's control (a deliberately wrong ingredient that must flip "
+            "the verdict); exit 1 if a control does not flip."
+        ),
+    ] = False,
     out: Annotated[
         Path | None, typer.Option(help="Write report.md, verdicts.json and PNG figures here.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict records.")] = False,
 ) -> None:
-    """Check the paper's claims numerically and print a verdict per claim."""
-    from theory import runner
+    """Check the paper's claims numerically: each claim declares its quantity, region and
+    tolerance before measuring, and is judged holds, holds-approximately, fails or
+    inconclusive."""
+    from theory import CLAIM_IDS
 
+    if thorough and fast:
+        fail("--thorough and --fast exclude each other")
     ids = None if only is None else unique(split_list(only, "--only"), "--only")
     if ids is not None:
-        try:
-            runner.check_ids(ids)
-        except ValueError as error:
-            fail(str(error))
+        unknown = [i for i in ids if i not in CLAIM_IDS]
+        if unknown:
+            fail(f"unknown claim id(s) {', '.join(unknown)}; choose from {', '.join(CLAIM_IDS)}")
     if out is not None and out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a folder")
-    mode = "thorough" if thorough else "default"
-    total = len(ids) if ids is not None else len(runner.claim_ids())
-    start = time.perf_counter()
+    from theory import runner
+
+    mode = "thorough" if thorough else "fast" if fast else "default"
+    total = (len(ids) if ids is not None else len(CLAIM_IDS)) * (2 if controls else 1)
+    start, cpu = time.perf_counter(), time.process_time()
     with progress_bar() as bar:
         task = bar.add_task(f"verifying ({mode})", total=total)
         done = {"n": 0}
@@ -47,14 +71,20 @@ def verify(
             done["n"] += 1
             bar.update(task, description=label)
 
-        results = runner.run(ids, mode=mode, progress=progress)
+        results = runner.run(ids, mode=mode, progress=progress, controls=controls)
         bar.update(task, advance=1)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     written = runner.write_report(out, results, mode) if out is not None else []
+    stuck = [r.verdict.claim_id for r in results if r.flips is False]
     if as_json:
-        typer.echo(json.dumps([runner.record(r) for r in results]))
-        return
-    typer.echo(runner.verdict_table(results))
-    typer.echo(f"\n{len(results)} claim(s), mode {mode}, {elapsed:.1f} s")
-    if written:
-        typer.echo(f"wrote {', '.join(str(p) for p in written)}")
+        typer.echo(json.dumps([runner.record(r) for r in results], ensure_ascii=False))
+    else:
+        typer.echo(runner.verdict_table(results))
+        typer.echo(
+            f"\n{len(results)} claim(s){' with controls' if controls else ''}, mode {mode}, "
+            f"{elapsed:.1f} s wall, {cpu:.1f} s CPU"
+        )
+        if written:
+            typer.echo(f"wrote {', '.join(str(p) for p in written)}")
+    if stuck:
+        raise RunError(f"control(s) did not flip the verdict: {', '.join(stuck)}")

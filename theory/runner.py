@@ -1,8 +1,9 @@
-"""Runs the registered claims and reports them: a plain-text verdict table and a markdown report.
+"""Runs the registered claims (and their controls) and reports them: a UTF-8 text table, JSON
+records and a markdown report with one figure per claim (tolerance drawn).
 
-verdicts = run(["eq5-success"], mode="default")      # list[Result]
-print(verdict_table(verdicts))
-write_report(Path("runs/verify"), verdicts, mode="default")   # report.md, verdicts.json, PNGs
+results = run(["eq5-success"], mode="default", controls=True)   # list[Result]
+print(verdict_table(results))
+write_report(Path("runs/verify"), results, mode="default")        # report.md, verdicts.json, PNGs
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,15 +19,24 @@ from typing import Any
 
 import numpy as np
 
-import theory  # noqa: F401  (fills the registry)
+import theory
 from backends.files import atomic_write
 from theory.core import CLAIMS, MODES, Verdict, run_claim
+
+theory.load_claims()
 
 
 @dataclasses.dataclass(frozen=True)
 class Result:
     verdict: Verdict
     seconds: float
+    control: Verdict | None = None
+    control_seconds: float = 0.0
+
+    @property
+    def flips(self) -> bool | None:
+        """Whether the control's verdict differs from the claim's (None without a control)."""
+        return None if self.control is None else self.control.verdict != self.verdict.verdict
 
 
 def claim_ids() -> list[str]:
@@ -45,8 +56,11 @@ def run(
     ids: Sequence[str] | None = None,
     mode: str = "default",
     progress: Callable[[str], None] | None = None,
+    *,
+    controls: bool = False,
 ) -> list[Result]:
-    """Runs the claims `ids` (default: all registered, in registration order) in `mode`."""
+    """Runs the claims `ids` (default: all, in registration order) in `mode`, each followed by
+    its control when `controls`."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     ids = list(CLAIMS) if ids is None else list(ids)
@@ -57,7 +71,15 @@ def run(
             progress(claim_id)
         start = time.perf_counter()
         verdict = run_claim(claim_id, mode)
-        results.append(Result(verdict, time.perf_counter() - start))
+        seconds = time.perf_counter() - start
+        control, control_seconds = None, 0.0
+        if controls:
+            if progress is not None:
+                progress(f"{claim_id} (control)")
+            start = time.perf_counter()
+            control = run_claim(claim_id, mode, control=True)
+            control_seconds = time.perf_counter() - start
+        results.append(Result(verdict, seconds, control, control_seconds))
     return results
 
 
@@ -79,40 +101,89 @@ def jsonable(value: Any) -> Any:
 
 
 def record(result: Result) -> dict[str, Any]:
+    """The JSON record of one claim: verdict, quantity, tolerance, region, samples, interval
+    (Monte Carlo), and with a control its verdict and whether it flips."""
     out = jsonable(result.verdict.to_dict())
+    out.pop("control")
+    out.pop("ingredient")
     out["seconds"] = round(result.seconds, 3)
+    if result.control is not None:
+        c = result.control
+        out["control"] = {
+            "ingredient": c.ingredient,
+            "verdict": c.verdict,
+            "value": jsonable(c.value),
+            "component": c.component,
+            "interval": jsonable(c.interval),
+            "flips": result.flips,
+            "seconds": round(result.control_seconds, 3),
+        }
     return out
 
 
-def _short(value: Any, width: int = 60) -> str:
-    if isinstance(value, float):
-        text = f"{value:.4g}"
-    elif isinstance(value, dict):
-        text = ", ".join(f"{k}={_short(v, width)}" for k, v in value.items())
+def _num(x: float) -> str:
+    return f"{x:.3g}" if x == x else "nan"
+
+
+def measured_words(v: Verdict) -> str:
+    """'<quantity>: worst <value> at <component>[, k·SE interval [lo, hi]], n samples'."""
+    text = f"{v.quantity}: worst {_num(v.value)} at {v.component}"
+    if v.interval is not None:
+        text += f", interval [{_num(v.interval[0])}, {_num(v.interval[1])}]"
+    count = int(np.size(v.values)) if v.values is not None else 1
+    if v.interval is None:
+        text += f"; exact, {count} estimate(s)"
     else:
-        text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+        text += f"; {count} estimate(s) of {v.samples} samples each"
+    if v.samples_to_decide is not None:
+        text += f"; about {v.samples_to_decide} would decide it"
+    return text
 
 
-def verdict_table(results: Sequence[Result]) -> str:
-    """One line per claim: id, verdict, seconds, measured (shortened)."""
-    rows = [("claim", "verdict", "time", "measured")]
+def verdict_table(results: Sequence[Result], width: int = 100) -> str:
+    """A summary table (claim, verdict, control, time), then per claim the measured quantity in
+    words with its tolerance and, where run, the control."""
+    has_control = any(r.control is not None for r in results)
+    head = ["claim", "verdict", *(["control"] if has_control else []), "time"]
+    rows = [head]
     for r in results:
         v = r.verdict
-        rows.append((v.claim_id, v.verdict, f"{r.seconds:.1f}s", _short(v.measured)))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = []
-    for n, row in enumerate(rows):
-        lines.append(
-            "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=False)) + "  " + row[3]
+        row = [v.claim_id, v.verdict]
+        if has_control:
+            mark = "—" if r.control is None else r.control.verdict
+            row.append(mark + ("" if r.flips in (None, True) else "  (does NOT flip)"))
+        row.append(f"{r.seconds + r.control_seconds:.1f} s")
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    lines.insert(1, "  ".join("─" * w for w in widths))
+
+    def wrapped(label: str, text: str) -> list[str]:
+        return textwrap.wrap(
+            text, width, initial_indent=f"  {label}", subsequent_indent=" " * (2 + len(label))
         )
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 8)
+
+    for r in results:
+        v = r.verdict
+        lines += ["", f"{v.claim_id}: {v.verdict}  ({v.source})"]
+        lines += wrapped("measured:  ", measured_words(v))
+        lines += wrapped("tolerance: ", v.tolerance)
+        if r.control is not None:
+            c = r.control
+            flip = "flips" if r.flips else "does NOT flip"
+            lines += wrapped(
+                "control:   ",
+                f"{c.ingredient} → {c.verdict} ({flip}); worst {_num(c.value)} at {c.component}",
+            )
     return "\n".join(lines)
 
 
-def _figure(claim_id: str, spec: dict[str, Any], out: Path) -> Path | None:
-    """A PNG from a claim's details["figure"]: {"scatter": {x, y}} or {"series": {name: {x, y}}}."""
+def _figure(v: Verdict, out: Path) -> Path | None:
+    """A PNG of every component's estimate (sorted; k·SE bars for Monte Carlo) with the
+    declared tolerance (solid) and the 'approximately' tolerance (dashed) drawn; log axis
+    where the judged values span small scales."""
     import io
 
     import matplotlib
@@ -120,28 +191,48 @@ def _figure(claim_id: str, spec: dict[str, Any], out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    p = v.protocol
+    values = np.asarray(v.values, np.float64)
+    if p is None or values.size == 0:
+        return None
+    shown = np.abs(values) if p.sense == "magnitude" else values
+    order = np.argsort(shown, kind="stable")
+    step = max(1, order.size // 2000)
+    order = order[::step]
     fig, ax = plt.subplots(figsize=(6, 4))
     try:
-        if "scatter" in spec:
-            ax.scatter(spec["scatter"]["x"], spec["scatter"]["y"], s=4, alpha=0.5)
-        for name, series in spec.get("series", {}).items():
-            if "err" in series:
-                ax.errorbar(series["x"], series["y"], yerr=series["err"], marker="o", label=name)
+        x = np.arange(order.size) * step
+        if v.ses is not None and v.k_se is not None:
+            ax.errorbar(x, shown[order], yerr=v.k_se * np.asarray(v.ses)[order], fmt="o", ms=3)
+        else:
+            ax.plot(x, shown[order], "o", ms=3)
+        ax.axhline(p.tolerance, color="g", label=f"tolerance {p.tolerance:.3g}")
+        if p.approximately is not None:
+            ax.axhline(p.approximately, color="orange", ls="--",
+                       label=f"approximately {p.approximately:.3g}")  # fmt: skip
+        positive = shown[shown > 0]
+        bounds = [b for b in (p.tolerance, p.approximately) if b is not None and b > 0]
+        if (
+            positive.size
+            and bounds
+            and (min(bounds) < 1e-3 or positive.max() / positive.min() > 1e3)
+        ):
+            if np.all(shown > 0):
+                ax.set_yscale("log")
             else:
-                ax.plot(series["x"], series["y"], marker="o", label=name)
-        if spec.get("series"):
-            ax.legend()
-        if spec.get("logx"):
-            ax.set_xscale("log")
-        ax.set_xlabel(spec.get("xlabel", ""))
-        ax.set_ylabel(spec.get("ylabel", ""))
-        ax.set_title(spec.get("title", claim_id), fontsize=9)
+                ax.set_yscale("symlog", linthresh=min([*bounds, positive.min()]))
+                if np.all(shown >= 0):
+                    ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
+        ax.set_xlabel("component (sorted)")
+        ax.set_ylabel(textwrap.shorten(v.quantity, 45, placeholder="…"), fontsize=7)
+        ax.set_title(f"{v.claim_id}: {v.verdict}", fontsize=9)
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110)
     finally:
         plt.close(fig)
-    path = out / f"{claim_id}.png"
+    path = out / f"{v.claim_id}.png"
     atomic_write(path, buffer.getvalue())
     return path
 
@@ -150,34 +241,22 @@ def report_markdown(results: Sequence[Result], mode: str, images: dict[str, str]
     lines = [
         "# dora verify: claim-by-claim verdicts",
         "",
-        f"Mode: `{mode}`. Each claim is computed numerically; statistical checks use fixed seeds "
-        "and declared k·SE tolerances (STYLE.md §12).",
+        f"Mode: `{mode}`. Each claim declares its quantity, region, tolerance and (Monte Carlo) "
+        "family-wise error rate before measuring; the protocol alone turns the measurements "
+        "into a verdict. Controls feed the same check a deliberately wrong ingredient.",
         "",
-        "| claim | verdict | time (s) |",
-        "|---|---|---|",
+        "```",
+        verdict_table(results),
+        "```",
     ]
     for r in results:
-        lines.append(f"| `{r.verdict.claim_id}` | **{r.verdict.verdict}** | {r.seconds:.2f} |")
-    for r in results:
         v = r.verdict
-        source = CLAIMS[v.claim_id].source if v.claim_id in CLAIMS else ""
         details = {k: val for k, val in v.details.items() if k != "figure"}
-        lines += [
-            "",
-            f"## `{v.claim_id}` — {v.verdict}",
-            "",
-            f"*Claim ({source}):* {CLAIMS[v.claim_id].statement if v.claim_id in CLAIMS else ''}",
-            "",
-            f"*Finding:* {v.statement}",
-            "",
-            f"- measured: `{json.dumps(jsonable(v.measured))}`",
-            f"- error: `{json.dumps(jsonable(v.error))}`",
-            f"- tolerance: {v.tolerance}",
-            f"- region: `{json.dumps(jsonable(v.region))}`",
-        ]
+        lines += ["", f"## `{v.claim_id}`: {v.verdict}", "", f"*Claim ({v.source}):* {v.statement}"]
+        lines += ["", f"- region: `{json.dumps(jsonable(v.region), ensure_ascii=False)}`"]
         if details:
             lines += ["", "<details><summary>details</summary>", "", "```json"]
-            lines.append(json.dumps(jsonable(details), indent=1))
+            lines.append(json.dumps(jsonable(details), indent=1, ensure_ascii=False))
             lines += ["```", "", "</details>"]
         if v.claim_id in images:
             lines += ["", f"![{v.claim_id}]({images[v.claim_id]})"]
@@ -193,14 +272,13 @@ def write_report(
     written: list[Path] = []
     if figures:
         for r in results:
-            spec = r.verdict.details.get("figure")
-            if isinstance(spec, dict):
-                path = _figure(r.verdict.claim_id, spec, out)
-                if path is not None:
-                    images[r.verdict.claim_id] = path.name
-                    written.append(path)
+            path = _figure(r.verdict, out)
+            if path is not None:
+                images[r.verdict.claim_id] = path.name
+                written.append(path)
     report = out / "report.md"
     atomic_write(report, report_markdown(results, mode, images).encode())
     verdicts = out / "verdicts.json"
-    atomic_write(verdicts, json.dumps([record(r) for r in results], indent=1).encode())
+    text = json.dumps([record(r) for r in results], indent=1, ensure_ascii=False)
+    atomic_write(verdicts, text.encode())
     return [report, verdicts, *written]
