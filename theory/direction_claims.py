@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dora_jax
+from dora_jax import rules
 from dora_jax.apportion import hamilton, round_half_even_then_cycle
 from theory.core import Measurement, Protocol, claim
 
@@ -81,20 +82,20 @@ def check_prop2_kl(region, control):
         for case in range(region["cases"]):
             equal = case % 4 == 0
             sizes = _random_directions(rng, k_max, g_max, size_max, equal)
-            scores_dir = rng.normal(size=sizes.shape[0])
+            # PRM scores R_j ∈ [0, 1] at the paper's T_b = 0.1 (the identity holds for any R/T).
+            scores_dir = rng.uniform(size=sizes.shape[0])
+            logits = scores_dir / rules.REBASE_TEMPERATURE
             ids = np.repeat(np.arange(sizes.shape[0]), sizes)
             padded = np.zeros(k_max)
             padded[: ids.shape[0]] = scores_dir[ids]
             mask = np.arange(k_max) < ids.shape[0]
             cand = np.asarray(
-                dora_jax.allocation_weights(
-                    "rebase", jnp.asarray(padded), mask=jnp.asarray(mask), temperature=1.0
-                )
+                dora_jax.allocation_weights("rebase", jnp.asarray(padded), mask=jnp.asarray(mask))
             )
             q_hat_core = np.bincount(ids, weights=cand[: ids.shape[0]], minlength=sizes.shape[0])
-            q = _softmax(scores_dir)
+            q = _softmax(logits)
             gap = np.sum(q * np.log(q)) - np.sum(q * np.log(q_hat_core))  # the log N cancels
-            q_hat = sizes * np.exp(scores_dir) / np.sum(sizes * np.exp(scores_dir))
+            q_hat = sizes * np.exp(logits) / np.sum(sizes * np.exp(logits))
             kl = (
                 float(np.sum(q_hat * np.log(q_hat / q)))
                 if control
