@@ -143,16 +143,24 @@ def check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
 
 
 def method_names() -> str:
-    """The allocation rules, from `dora_jax.METHODS`: the one place the method help is built."""
+    """The allocation rules, from the registry (`dora_jax.RULES`): the one place the method help
+    is built, so a newly registered rule appears in every command's help."""
     import dora_jax
 
-    return ", ".join(dora_jax.METHODS)
+    return ", ".join(dora_jax.RULES)
+
+
+def method_descriptions() -> str:
+    """Every registered rule with its one-line description (its equation in the paper)."""
+    import dora_jax
+
+    return "; ".join(f"{name}: {info.description}" for name, info in dora_jax.RULES.items())
 
 
 def methods_help(default: Sequence[str] | None = None) -> str:
     """--method's help (one rule), or --methods' help (a list, with its `default`)."""
     if default is None:
-        return f"The allocation rule, one of: {method_names()}."
+        return f"The allocation rule. {method_descriptions()}."
     return (
         f"Comma-separated methods, each once, from: {method_names()} (default {joined(default)})."
     )
