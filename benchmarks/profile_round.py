@@ -22,10 +22,25 @@ import jax.numpy as jnp
 
 from dora_jax import world as W
 from dora_jax.api import RULES
-from dora_jax.search import SearchConfig, SyntheticWorld, init_state, search_round
+from dora_jax.search import (
+    SearchConfig,
+    SyntheticWorld,
+    _count_distinct,
+    init_state,
+    search_round,
+)
 
 # --- the world's private parts (to move with the counter hash at merge) ---------------------
-from dora_jax.world import _beta, _child, _child_id, _child_index, _digest, _node_values
+from dora_jax.world import (
+    _beta,
+    _child,
+    _child_id,
+    _child_index,
+    _digest,
+    _node_values,
+    _normal,
+    _orthogonal_unit,
+)
 
 
 def _parts(config: W.WorldConfig, n: int):
@@ -33,13 +48,13 @@ def _parts(config: W.WorldConfig, n: int):
     fields, _ = W._node_layout(config)
 
     def child_index(key, slots):
-        u = jax.random.uniform(key, (n,))
+        u = 0.5 + 0.49 * slots.vector[:, 0]  # in (0, 1): no RNG in the timing
         return jax.vmap(lambda node, u, i: _child_index(node, u, i, config))(
             slots.node, u, jnp.arange(n)
         )
 
     def child_id(key, slots):
-        index = jax.random.randint(key, (n,), 0, 4)
+        index = slots.depth
         return jax.vmap(_child_id)(slots.node, index)
 
     def node_values(key, slots):
@@ -63,6 +78,21 @@ def _parts(config: W.WorldConfig, n: int):
             slots.node, slots.p, slots.label, slots.vector, slots.depth
         )
 
+    def normals(key, slots):  # uniforms in (0, 1) from the vector: no RNG in the timing
+        del key
+        return _normal(slots.vector * 0.49 + 0.5)
+
+    def orthogonal(key, slots):
+        return _orthogonal_unit(slots.vector[::-1] + slots.vector[:, ::-1], slots.vector)
+
+    def distinct(key, slots):
+        del key
+        return _count_distinct(W.direction_id(slots), slots.depth >= 0)
+
+    def reslot(key, slots):
+        parent = (jnp.arange(n) * 7 + slots.depth) % n
+        return jax.tree.map(lambda x: x[parent], slots)
+
     def expand(key, slots):
         return W.expand(key, None, slots, config)
 
@@ -83,7 +113,11 @@ def _parts(config: W.WorldConfig, n: int):
         "  node values (all)": node_values,
         "  two Beta draws": betas,
         "  child (values+Betas+vector)": child,
+        "  E normals (erf_inv)": normals,
+        "  orthogonal unit (cumsum sums)": orthogonal,
         "embed": embed,
+        "count distinct directions (sort)": distinct,
+        "re-slot gather": reslot,
         "allocate rebase": rebase,
         "embed + allocate dora": dora,
     }
@@ -106,7 +140,14 @@ def main(args: argparse.Namespace) -> None:
     states = jax.jit(jax.vmap(advance))(keys[:, 1], problems)
     slots = states.slots
     round_fn = jax.jit(jax.vmap(lambda s, q: search_round(s, q, world, search_config)))
-    compiled = {"search_round (rebase)": lambda: round_fn(states, problems)}
+    after = round_fn(states, problems)
+    select = jax.jit(
+        jax.vmap(lambda s, t: jax.tree.map(lambda a, b: jnp.where(s.done, a, b), s, t))
+    )
+    compiled = {
+        "search_round (rebase)": lambda: round_fn(states, problems),
+        "select whole state on done": lambda: select(states, after),
+    }
     part_keys = jax.random.split(jax.random.key(args.seed + 1), p)
     for name, fn in _parts(config, n).items():
         f = jax.jit(jax.vmap(fn))
