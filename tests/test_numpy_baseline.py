@@ -142,3 +142,27 @@ def test_floor_kernel_folds_exactly_the_words_of_the_stream():
     counters = jnp.arange(2 * floor.CHUNK, dtype=jnp.uint32)
     words = np.asarray(floor.counter_words(digest, counters))
     assert int(floor._floor_kernel(digest, jnp.int32(2))) == int(np.bitwise_xor.reduce(words))
+
+
+def _script(name, *args):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_sum_order_benchmark_runs_with_tiny_arguments():
+    result = _script("sum_order.py", "--problems", "3", "--budget", "4", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(line.endswith("batch-invariant: True") for line in lines)
+
+
+@pytest.mark.slow
+def test_profile_round_runs_with_tiny_arguments():
+    result = _script("profile_round.py", "--problems", "2", "--budget", "4", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].startswith("search_round (rebase)")
+    assert len(result.stdout.splitlines()) == 1 + 15  # header, the round, the select, 13 parts
