@@ -1,0 +1,349 @@
+"""Benchmark: the search engine against its random-number floor and a vectorized NumPy search.
+
+For each rule and each (P problems, N rollouts), in one interleaved run (engine, floor, NumPy,
+engine, ...; medians over --repeats):
+
+  steps/s      the compiled engine's rollout-steps per second (`jax.jit(jax.vmap(search))`, the
+               rollout-steps counted by its ledger);
+  floor        the time to generate exactly the random words the world's law consumes for those
+               steps, with the world's own counter hash, and nothing else (a fold of the words
+               keeps them live). Words per rollout-step are counted by the NumPy implementation
+               of the law (`numpy_search.WordCount`: per copy, as the engine re-derives a node's
+               draws on every copy; ids and digests in the same unit) on --count-problems
+               problems; the floor's words = engine rollout-steps × that rate;
+  ×floor       engine time / floor time (the issue's target: ≤ 3);
+  util         utilization: alive slot-steps (Σ Trace.active) / computed slot-steps (P · N · the
+               rounds the batched loop executed, i.e. the most rounds of any problem in a batch);
+  numpy        (REBASE) the NumPy search of the same law (`benchmarks/numpy_search.py`, one
+               problem at a time, NumPy over its slots) on --numpy-problems problems, and the
+               engine / NumPy ratio of rates.
+
+    python benchmarks/floor.py                  # the main point: P = 2000, N = 64
+    python benchmarks/floor.py --scaling        # P ∈ {200, 2000, 20000} × N ∈ {16, 64, 256}
+    python benchmarks/floor.py --quick --json   # a small smoke run, one JSON record per line
+
+The engine is compiled ahead of time; every run of it is timed, the first one included.
+
+With --json, stdout is one JSON record per (rule, P, N): rule, P, N, steps_per_s, floor_ratio,
+utilization (and numpy_ratio for REBASE), plus the rates, words per step and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dora_jax import world as world_lib
+from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search
+
+# --- the world's counter hash (to move to dora_jax.counter_rng at merge) --------------------
+from dora_jax.world import _digest as counter_digest
+from dora_jax.world import _words as counter_words
+
+HERE = pathlib.Path(__file__).resolve().parent
+RULES = ("rebase", "dora", "temperature_sampling")
+SCALING_PROBLEMS = (200, 2000, 20000)
+SCALING_BUDGETS = (16, 64, 256)
+# Words per floor iteration: 2^16 (256 KiB, in cache) on CPU; on an accelerator a chunk must
+# hide the loop's launch cost, 2^24.
+CHUNK = {"cpu": 1 << 16}.get(jax.default_backend(), 1 << 24)
+
+
+def _numpy_search():
+    if "numpy_search" in sys.modules:
+        return sys.modules["numpy_search"]
+    spec = importlib.util.spec_from_file_location("numpy_search", HERE / "numpy_search.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["numpy_search"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+ns = _numpy_search()
+
+
+@jax.jit
+def _floor_kernel(digest, chunks):
+    """`chunks` × CHUNK words of the counter stream keyed by `digest`, folded into one word."""
+
+    def body(i, acc):
+        counter = i.astype(jnp.uint32) * jnp.uint32(CHUNK) + jnp.arange(CHUNK, dtype=jnp.uint32)
+        return acc ^ jnp.bitwise_xor.reduce(counter_words(digest, counter))
+
+    return jax.lax.fori_loop(0, chunks, body, jnp.uint32(0))
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    out = jax.block_until_ready(fn(*args))
+    return out, time.perf_counter() - start
+
+
+@functools.cache
+def _compiled(world, rule: str, budget: int, batch: int):
+    """The compiled, vmapped engine for `batch` problems; (executable, compile seconds)."""
+    config = SearchConfig(budget, (Rule.make(rule),))
+    fn = jax.jit(jax.vmap(lambda k, p: search(k, p, world, config)))
+    keys = jax.random.split(jax.random.key(0), batch)
+    problems = jax.vmap(world.sample_problem)(keys)
+    start = time.perf_counter()
+    compiled = fn.lower(keys, problems).compile()
+    return compiled, time.perf_counter() - start
+
+
+def _engine(world, rule: str, budget: int, keys, problems, batch: int):
+    """The engine over the problems in batches of `batch`; (run, compile seconds)."""
+    compiled, compile_s = _compiled(world, rule, budget, batch)
+    count = keys.shape[0] // batch
+    parts = [
+        jax.tree.map(lambda x, i=i: x[i * batch : (i + 1) * batch], (keys, problems))
+        for i in range(count)
+    ]
+
+    def run():
+        return [jax.block_until_ready(compiled(*part)) for part in parts]
+
+    return run, compile_s
+
+
+def _summary(results, budget: int) -> dict:
+    steps = sum(int(jnp.sum(r.ledger.rollouts)) for r in results)
+    alive = sum(int(jnp.sum(r.trace.active)) for r in results)
+    computed = sum(r.rounds.shape[0] * budget * int(jnp.max(r.rounds)) for r in results)
+    accuracy = np.concatenate([np.asarray(r.accuracy, np.float64) for r in results])
+    rollouts = np.concatenate([np.asarray(r.ledger.rollouts, np.float64) for r in results])
+    return {
+        "steps": steps,
+        "utilization": alive / computed,
+        "accuracy": float(accuracy.mean()),
+        "steps_per_problem": float(rollouts.mean()),
+    }
+
+
+def measure(args, problems_count: int, budget: int) -> list[dict]:
+    """One (P, N) cell: every rule, interleaved repeats; one record per rule."""
+    config = world_lib.preset(args.preset)
+    world = SyntheticWorld(config)
+    batch = problems_count
+    if args.batch_slots:
+        batch = min(problems_count, max(1, args.batch_slots // budget))
+    total = -(-problems_count // batch) * batch
+    keys = jax.random.split(jax.random.key(args.seed), (total, 2))
+    problems = jax.jit(jax.vmap(world.sample_problem))(keys[:, 0])
+    search_keys = keys[:, 1]
+    digest = counter_digest(jax.random.key_data(jax.random.key(args.seed + 1)), 9)
+    numpy_problems = min(args.numpy_problems, problems_count)
+
+    cells = {}
+    for rule in args.rules:
+        run, compile_s = _engine(world, rule, budget, search_keys, problems, batch)
+        counted = ns.WordCount()
+        out = ns.run(args.seed, config, rule, budget, args.count_problems, words=counted)
+        count_steps = sum(r.rollouts for r in out)
+        jax.block_until_ready(_floor_kernel(digest, jnp.int32(1)))  # compile
+        cells[rule] = {
+            "run": run,
+            "compile_s": compile_s,
+            "per_step": counted.total / count_steps,
+            "uniform_per_step": counted.uniform / count_steps,
+            "engine_s": [],
+            "floor_s": [],
+            "numpy_rate": [],
+        }
+    load_before = os.getloadavg()[0]
+    # The engine's first run is timed too (it is compiled ahead of time); its result gives the
+    # counts, and so the floor's words, before the floor runs.
+    for _ in range(args.repeats):
+        for rule in args.rules:
+            cell = cells[rule]
+            results, seconds = _timed(cell["run"])
+            cell["engine_s"].append(seconds)
+            if "summary" not in cell:
+                cell["summary"] = _summary(results, budget)
+                cell["needed"] = cell["summary"]["steps"] * cell["per_step"]
+                cell["chunks"] = max(1, math.ceil(cell["needed"] / CHUNK))
+            del results
+            _, seconds = _timed(_floor_kernel, digest, jnp.int32(cell["chunks"]))
+            cell["floor_s"].append(seconds * cell["needed"] / (cell["chunks"] * CHUNK))
+            if rule == "rebase" and numpy_problems > 0:
+                start = time.perf_counter()
+                out = ns.run(args.seed + 2, config, rule, budget, numpy_problems)
+                seconds = time.perf_counter() - start
+                cell["numpy_rate"].append(sum(r.rollouts for r in out) / seconds)
+                cell["numpy_out"] = out
+    load_after = os.getloadavg()[0]
+
+    records = []
+    for rule in args.rules:
+        cell = cells[rule]
+        s = cell["summary"]
+        engine_s = statistics.median(cell["engine_s"])
+        floor_s = statistics.median(cell["floor_s"])
+        steps_per_s = s["steps"] / engine_s
+        record = {
+            "rule": rule,
+            "P": total,
+            "N": budget,
+            "steps_per_s": steps_per_s,
+            "floor_steps_per_s": s["steps"] / floor_s,
+            "floor_ratio": engine_s / floor_s,
+            "utilization": s["utilization"],
+            "words_per_step": cell["per_step"],
+            "uniform_words_per_step": cell["uniform_per_step"],
+            "ns_per_word": 1e9 * floor_s / cell["needed"],
+            "engine_s": engine_s,
+            "compile_s": cell["compile_s"],
+            "accuracy": s["accuracy"],
+            "steps_per_problem": s["steps_per_problem"],
+            "repeats": args.repeats,
+            "load_average": [round(load_before, 2), round(load_after, 2)],
+            "platform": jax.devices()[0].platform,
+            "devices": jax.device_count(),
+        }
+        if cell["numpy_rate"]:
+            out = cell["numpy_out"]
+            numpy_rate = statistics.median(cell["numpy_rate"])
+            record.update(
+                numpy_steps_per_s=numpy_rate,
+                numpy_ratio=steps_per_s / numpy_rate,
+                numpy_problems=len(out),
+                numpy_accuracy=float(np.mean([r.accuracy for r in out])),
+                numpy_steps_per_problem=float(np.mean([r.rollouts for r in out])),
+            )
+        records.append(record)
+    return records
+
+
+HEADER = (
+    f"{'rule':<22}{'P':>8}{'N':>5}{'steps/s':>12}{'floor/s':>13}{'×floor':>8}{'words':>7}"
+    f"{'ns/word':>8}{'util':>6}{'numpy/s':>11}{'×numpy':>8}{'load':>12}"
+)
+
+
+def row(r: dict) -> str:
+    numpy_rate = f"{r['numpy_steps_per_s']:>11,.0f}" if "numpy_ratio" in r else f"{'':>11}"
+    numpy_ratio = f"{r['numpy_ratio']:>7.2f}×" if "numpy_ratio" in r else f"{'':>8}"
+    load = "{:.1f}→{:.1f}".format(*r["load_average"])
+    return (
+        f"{r['rule']:<22}{r['P']:>8}{r['N']:>5}{r['steps_per_s']:>12,.0f}"
+        f"{r['floor_steps_per_s']:>13,.0f}{r['floor_ratio']:>7.1f}×{r['words_per_step']:>7.1f}"
+        f"{r['ns_per_word']:>8.2f}{r['utilization']:>6.2f}{numpy_rate}{numpy_ratio}{load:>12}"
+    )
+
+
+def main(args: argparse.Namespace) -> list[dict]:
+    if not args.json:
+        print(
+            f"jax {jax.__version__} on {jax.devices()[0].platform} ({jax.device_count()} "
+            f"device(s)), {os.cpu_count()} CPUs; world {args.preset}; {args.repeats} interleaved "
+            f"repeats, medians; NumPy on {args.numpy_problems} problems, words counted on "
+            f"{args.count_problems}"
+        )
+        print(HEADER, flush=True)
+    records = []
+    for problems_count in args.problems:
+        for budget in args.budgets:
+            if args.max_slots and problems_count * budget > args.max_slots:
+                print(
+                    f"skipped P = {problems_count}, N = {budget}: over --max-slots", file=sys.stderr
+                )
+                continue
+            for record in measure(args, problems_count, budget):
+                records.append(record)
+                print(json.dumps(record) if args.json else row(record), flush=True)
+                if args.jsonl:
+                    with args.jsonl.open("a") as f:
+                        f.write(json.dumps(record) + "\n")
+    return records
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", default=",".join(RULES), help="comma-separated rules")
+    parser.add_argument("--problems", type=_ints, default=None, help="P values (default 2000)")
+    parser.add_argument("--budgets", type=_ints, default=None, help="N values (default 64)")
+    parser.add_argument(
+        "--scaling", action="store_true", help="P ∈ {200,2000,20000} × N ∈ {16,64,256}"
+    )
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (P = 200, N = 16)")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (3)")
+    parser.add_argument("--numpy-problems", type=int, default=None, help="NumPy problems (200)")
+    parser.add_argument(
+        "--count-problems", type=int, default=None, help="word-count problems (100)"
+    )
+    parser.add_argument(
+        "--batch-slots",
+        type=int,
+        default=0,
+        help="at most this many slots (problems × N) per engine call (0 = all P at once)",
+    )
+    parser.add_argument(
+        "--max-slots", type=int, default=0, help="skip cells with P × N above this (0 = none)"
+    )
+    parser.add_argument("--preset", default="paper-like")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="one JSON record per line")
+    parser.add_argument("--jsonl", type=pathlib.Path, default=None, help="also append records here")
+    args = parser.parse_args(argv)
+    args.rules = args.rules.split(",")
+    for rule in args.rules:
+        if rule not in RULES:
+            parser.error(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
+    if args.scaling and args.quick:
+        parser.error("--scaling and --quick exclude each other")
+    scaling = args.scaling
+    args.problems = args.problems or (
+        list(SCALING_PROBLEMS) if scaling else [200] if args.quick else [2000]
+    )
+    args.budgets = args.budgets or (
+        list(SCALING_BUDGETS) if scaling else [16] if args.quick else [64]
+    )
+    quick = args.quick
+    args.repeats = args.repeats if args.repeats is not None else 1 if quick else 3
+    if args.numpy_problems is None:
+        args.numpy_problems = 20 if quick else 200
+    if args.count_problems is None:
+        args.count_problems = 20 if quick else 100
+    if (
+        args.repeats < 1
+        or args.count_problems < 1
+        or args.numpy_problems < 0
+        or min(args.batch_slots, args.max_slots) < 0
+    ):
+        parser.error(
+            "--repeats and --count-problems must be >= 1; --numpy-problems, --batch-slots and "
+            "--max-slots >= 0"
+        )
+    try:
+        world_lib.preset(args.preset)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+if __name__ == "__main__":
+    main(parse())
