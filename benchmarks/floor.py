@@ -46,11 +46,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from dora_jax import world as world_lib
-from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search
 
 # --- the world's counter hash (to move to dora_jax.counter_rng at merge) --------------------
-from dora_jax.world import _digest as counter_digest
-from dora_jax.world import _words as counter_words
+from dora_jax.counter_rng import digest as counter_digest
+from dora_jax.counter_rng import words as counter_words
+from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search
 
 HERE = pathlib.Path(__file__).resolve().parent
 RULES = ("rebase", "dora", "temperature_sampling")

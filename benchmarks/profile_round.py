@@ -21,7 +21,12 @@ import jax
 import jax.numpy as jnp
 
 from dora_jax import world as W
-from dora_jax.api import RULES
+
+# --- the world's private parts (to move with the counter hash at merge) ---------------------
+from dora_jax.counter_rng import beta as _beta
+from dora_jax.counter_rng import digest as _digest
+from dora_jax.counter_rng import normal as _normal
+from dora_jax.registry import RULES
 from dora_jax.search import (
     SearchConfig,
     SyntheticWorld,
@@ -29,16 +34,11 @@ from dora_jax.search import (
     init_state,
     search_round,
 )
-
-# --- the world's private parts (to move with the counter hash at merge) ---------------------
 from dora_jax.world import (
-    _beta,
     _child,
     _child_id,
     _child_index,
-    _digest,
     _node_values,
-    _normal,
     _orthogonal_unit,
 )
 
