@@ -1,4 +1,4 @@
-"""Test configuration: strict dtype promotion (STYLE.md §13) and shared fixtures.
+"""Test configuration: strict dtype promotion and shared fixtures.
 
 Tests import the installed package (`pip install -e .[dev]`), never the source tree by path.
 """
@@ -17,7 +17,7 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 @pytest.fixture
 def x64():
-    """float64 for comparisons with closed forms to ~1e-9 (STYLE.md §12)."""
+    """float64 for comparisons with closed forms to ~1e-9."""
     previous = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     try:

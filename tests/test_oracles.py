@@ -410,7 +410,7 @@ def test_oracle_rules_hand_cases():
     )
 
 
-# The paper's numeric confirmation of Theorem 1 (PAPER.md §2.4): R = [0.9]*5 + [0.9] + [0.7]*2,
+# A numeric confirmation of Theorem 1 (the paper's §3.3, p. 7): R = [0.9]*5 + [0.9] + [0.7]*2,
 # one-hot embeddings for directions of sizes 5/1/2, T_b = 0.1. Shares are given to 3 decimals.
 THEOREM1_SCORES = np.array([0.9] * 5 + [0.9] + [0.7] * 2)
 THEOREM1_DIRECTIONS = np.array([0] * 5 + [1] + [2] * 2)
@@ -443,7 +443,7 @@ def _gram_embeddings(S):
 
 
 def test_oracle_gamma_table():
-    """PAPER.md §2.4 table: gamma for 5/1/2 directions, cross-similarity 0.5, T_s = 0.01."""
+    """Theorem 1 (§3.3): gamma for 5/1/2 directions, cross-similarity 0.5, T_s = 0.01."""
     table = {1.0: (0.2, 0.5), 0.99: (0.41, 0.73), 0.97: (0.83, 0.95), 0.90: (1.0, 1.0)}
     d = THEOREM1_DIRECTIONS
     for within, (g5, g2) in table.items():
@@ -541,7 +541,7 @@ def test_oracle_prop1_limits():
 
 
 def test_oracle_section21_table_qualitative():
-    """PAPER.md §2.1: k = 8, N = 32, w = softmax(R/0.1), R ~ U(0.2, 0.95).
+    """Prop. 1 (§3.1): k = 8, N = 32, w = softmax(R/0.1), R ~ U(0.2, 0.95).
 
     REBASE is nearly optimal for kappa <= 1 and clearly not for kappa = 5 and above. The draws of
     R in the paper are unknown, so this checks the shape of the table, not its digits.
@@ -878,7 +878,7 @@ def test_dora(fast, rounding, prefilter, sweep):
 
 
 def test_dora_theorem1_numeric_confirmation(fast):
-    """PAPER.md §2.4: the fast weights give the paper's direction shares."""
+    """Theorem 1 (§3.3): the fast weights give the paper's direction shares."""
     w = fast.allocation_weights("rebase", THEOREM1_SCORES)
     np.testing.assert_allclose(_direction_shares(w), THEOREM1_REBASE, atol=6e-4)
     for ts, shares in THEOREM1_DORA.items():
