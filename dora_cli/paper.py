@@ -129,7 +129,7 @@ def _run(parts, settings, out: Path, reusable: dict[str, bool]):
             ran = f"reused {out / 'search'}" if reused else f"ran in {seconds:.0f} s"
             run_line = (
                 f"{spec.problems} problems × {spec.seeds} seed(s), methods "
-                f"{joined(r.label for r in spec.rules)}, N = {joined(spec.budgets)}, "
+                f"{joined([r.label for r in spec.rules])}, N = {joined(spec.budgets)}, "
                 f"T_max = {spec.max_rounds}; {ran}"
             )
         if "table1" in reusable:

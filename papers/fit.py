@@ -33,6 +33,7 @@ import dataclasses
 import math
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
@@ -186,7 +187,7 @@ def simulate(
     sampled, keys = runner.make_batch(spec, seed, problems)
     p_root = proposal_sample(seed, problems)
     batch = (Problem(key=sampled.key, p_root=jnp.asarray(p_root, jnp.float32)), keys)
-    compiled: dict[int, object] = {}
+    compiled: dict[int, Any] = {}
     outcomes = {m: np.zeros((len(spec.budgets), problems)) for m in methods}
     for j, budget in enumerate(spec.budgets):
         slots = runner.slots_for(budget)
