@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from dora_cli import allocate, bench, calibrate, simulate, verify
+from dora_cli import allocate, bench, calibrate, paper, simulate, verify
 from dora_cli._common import RunError, UsageError
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ for command in (
     bench.bench,
     calibrate.calibrate,
     verify.verify,
+    paper.paper,
 ):
     app.command()(command)
 

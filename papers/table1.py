@@ -139,7 +139,8 @@ def table1(
         latency = latency_model.seconds(
             flops["total"], led.prm_calls, led.embed_calls, np.asarray(result.rounds)
         )
-        accuracy = _mean_ci(100.0 * np.asarray(result.accuracy, np.float64))
+        mean, low, high = _mean_ci(100.0 * np.asarray(result.accuracy, np.float64))
+        accuracy = (mean, max(0.0, low), min(100.0, high))  # a percentage stays in [0, 100]
         total = _mean_ci(flops["total"])
         seconds = _mean_ci(latency)
         methods[method] = {
