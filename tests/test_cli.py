@@ -229,9 +229,12 @@ def test_help_lists_the_registries(run):
     from dora_jax import world
     from theory import runner
 
-    for command in ("allocate", "simulate", "bench"):
+    for command in ("simulate", "bench"):
         text = _unwrapped(run(command, "--help").stdout)
-        assert ", ".join(dora_jax.METHODS) in text, command
+        assert ", ".join(dora_jax.RULES) in text, command
+    text = _unwrapped(run("allocate", "--help").stdout)  # each rule with its description
+    for name, info in dora_jax.RULES.items():
+        assert f"{name}: {info.description}" in text, name
     for command in ("simulate", "calibrate"):
         assert ", ".join(world.PRESETS) in _unwrapped(run(command, "--help").stdout)
     assert ", ".join(runner.claim_ids()) in _unwrapped(run("verify", "--help").stdout)

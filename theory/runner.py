@@ -40,7 +40,10 @@ class Result:
 
 
 def claim_ids() -> list[str]:
-    return list(CLAIMS)
+    """Every claim id in `theory.CLAIM_IDS`' order (the paper's), whatever the import order."""
+    return [i for i in theory.CLAIM_IDS if i in CLAIMS] + [
+        i for i in CLAIMS if i not in theory.CLAIM_IDS
+    ]
 
 
 def check_ids(ids: Sequence[str]) -> None:
@@ -63,7 +66,7 @@ def run(
     its control when `controls`."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    ids = list(CLAIMS) if ids is None else list(ids)
+    ids = claim_ids() if ids is None else list(ids)
     check_ids(ids)
     results = []
     for claim_id in ids:
