@@ -1,4 +1,5 @@
-"""`dora bench`: the search on MATH500 / AIME, simulated (`sim`) or on a model stack (`vllm`)."""
+"""`dora bench`: the search on MATH500 / AIME: simulated (`sim`), on a scripted model-free text
+backend (`toy`, for smoke runs) or on a model stack (`vllm`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dora_cli._common import (
     RunError,
     check_budgets,
     check_count,
+    check_out,
     fail,
     first_line,
     joined,
@@ -24,7 +26,7 @@ from dora_cli._common import (
 )
 from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
 
-BACKENDS = ("sim", "vllm")
+BACKENDS = ("sim", "toy", "vllm")
 
 
 def _dataset_names() -> str:
@@ -35,19 +37,27 @@ def _dataset_names() -> str:
 
 def bench(
     backend: Annotated[
-        str, typer.Option(help="sim (the synthetic world) or vllm (a real model stack).")
+        str,
+        typer.Option(
+            help="sim (the synthetic world), toy (a scripted model-free text backend for smoke "
+            "runs: its accuracies mean nothing) or vllm (a real model stack)."
+        ),
     ] = "sim",
     recipe: Annotated[
         str | None, typer.Option(help="A recipe TOML file or a shipped recipe's name.")
     ] = None,
     dataset: Annotated[
         str | None,
-        typer.Option(help=f"{_dataset_names()} or a JSONL path (default math500)."),
+        typer.Option(
+            help=f"{_dataset_names()} or a JSONL path (a recipe's [search] may name it).",
+            show_default="math500",
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Folder of the named datasets (default $DORA_DATA, else ../shared/data)."
+            help="Folder of the named datasets (default $DORA_DATA, else the copies shipped "
+            "with the package)."
         ),
     ] = None,
     methods: Annotated[
@@ -64,7 +74,19 @@ def bench(
     limit: Annotated[int | None, typer.Option(help="Only the first P problems.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Problems per engine batch.")] = None,
     max_rounds: Annotated[int | None, typer.Option(help="T_max (default 40).")] = None,
-    out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("runs/bench"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output folder: resumable; run.json holds the run's settings, and a rerun with "
+            "other settings is refused."
+        ),
+    ] = Path("runs/bench"),
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            help="Start afresh: move the run files already in --out into --out/replaced-<k>/."
+        ),
+    ] = False,
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
     kappa_from: Annotated[
         Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
@@ -79,7 +101,7 @@ def bench(
     from simulations import spec as spec_lib
 
     if backend not in BACKENDS:
-        fail(f"unknown backend {backend!r}; choose sim or vllm")
+        fail(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
     flags: dict[str, object] = {}
     if methods is not None:
         flags["methods"] = parse_methods(methods)
@@ -100,8 +122,7 @@ def bench(
         "max_rounds": max_rounds,
     }
     flags.update({name: value for name, value in given.items() if value is not None})
-    if out.exists() and not out.is_dir():
-        fail(f"--out {out} exists and is not a folder")
+    check_out(out)
     try:
         rec = recipe_lib.load(recipe)
     except recipe_lib.RecipeError as error:
@@ -146,11 +167,41 @@ def bench(
             max_rounds=settings.get("max_rounds", 40),
             batch_size=settings.get("batch_size"),
             model_sizes=rec.models,
+            backend_settings=_backend_settings(backend, rec),
         )
     except bench_lib.BenchError as error:
         fail(str(error))
-    make_world = _vllm_world(rec) if backend == "vllm" else None
+    if not fresh:
+        try:
+            bench_lib.check(spec, out)  # before a model loads
+        except bench_lib.BenchError as error:
+            fail(str(error))
+    make_world = {"vllm": _vllm_world, "toy": _toy_world}.get(backend, lambda _: None)(rec)
+    done, moved = bench_lib.prepare(spec, out, fresh=fresh)
+    if moved is not None:
+        typer.echo(f"moved the previous run's files to {moved}", err=True)
+    if done:
+        typer.echo(f"resumed: {done} of {len(spec.units()) * len(spec.problems)} done", err=True)
     _run(spec, out, make_world, rec, plots=plots, as_json=as_json)
+
+
+def _backend_settings(backend: str, rec) -> dict[str, object]:
+    """What defines a host backend's samples, for the run's fingerprint."""
+    if backend == "vllm":
+        return dict(rec.vllm)
+    if backend == "toy":
+        from backends.toy import ToyBackend
+
+        return ToyBackend.settings()
+    return {}
+
+
+def _toy_world(rec):
+    """A HostWorld factory over the scripted toy backend (backends.toy), no model."""
+    from backends.host_world import HostWorld
+    from backends.toy import ToyBackend
+
+    return lambda problems: HostWorld(ToyBackend.for_problems(problems), problems)
 
 
 def _vllm_world(rec):
