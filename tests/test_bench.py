@@ -212,5 +212,5 @@ def test_fresh_moves_the_old_run_aside_and_counts_only_the_new_one(tmp_path):
 
 def test_results_without_a_fingerprint_are_refused(tmp_path):
     (tmp_path / "results.jsonl").write_text("")
-    with pytest.raises(bench.BenchError, match="without run.json"):
+    with pytest.raises(bench.BenchError, match=r"without run\.json"):
         bench.run(_spec(seeds=(0,), budgets=(4,)), tmp_path)
