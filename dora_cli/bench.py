@@ -84,7 +84,8 @@ def bench(
     fresh: Annotated[
         bool,
         typer.Option(
-            help="Start afresh: move the run files already in --out into --out/replaced-<k>/."
+            "--fresh",
+            help="Start afresh: move the run files already in --out into --out/replaced-<k>/.",
         ),
     ] = False,
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
