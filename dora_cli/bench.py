@@ -177,7 +177,7 @@ def bench(
             bench_lib.check(spec, out)  # before a model loads
         except bench_lib.BenchError as error:
             fail(str(error))
-    make_world = {"vllm": _vllm_world, "toy": _toy_world}.get(backend, lambda _: None)(rec)
+    make_world = _vllm_world(rec) if backend == "vllm" else None  # toy: bench.toy_world
     done, moved = bench_lib.prepare(spec, out, fresh=fresh)
     if moved is not None:
         typer.echo(f"moved the previous run's files to {moved}", err=True)
@@ -195,14 +195,6 @@ def _backend_settings(backend: str, rec) -> dict[str, object]:
 
         return ToyBackend.settings()
     return {}
-
-
-def _toy_world(rec):
-    """A HostWorld factory over the scripted toy backend (backends.toy), no model."""
-    from backends.host_world import HostWorld
-    from backends.toy import ToyBackend
-
-    return lambda problems: HostWorld(ToyBackend.for_problems(problems), problems)
 
 
 def _vllm_world(rec):

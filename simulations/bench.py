@@ -13,6 +13,9 @@ Backends:
 - `sim`: the synthetic world (dora_jax.world); dataset problem i becomes a synthetic problem
   keyed by (seed, id), so budgets, rules, ledgers and the file formats are exercised without a
   model. Accuracies are the world's, not the dataset's.
+- `toy`: a scripted model-free text backend (backends.toy: noisy solver, noisy scorer, hashed
+  embeddings) through `backends.host_world`, for smoke runs in seconds; its accuracies mean
+  nothing.
 - `vllm` (and any `Backend` passed in): text generation through `backends.host_world`.
 
 The folder's `run.json` stores the run's fingerprint (`fingerprint`: backend, dataset and its
@@ -262,6 +265,14 @@ def _run_host(spec: BenchSpec, rule_index: int, budget: int, seed: int, batch, w
     return result, trees
 
 
+def toy_world(problems: list[Problem]) -> Any:
+    """A HostWorld over the scripted model-free toy backend (backends.toy): `--backend toy`."""
+    from backends.host_world import HostWorld
+    from backends.toy import ToyBackend
+
+    return HostWorld(ToyBackend.for_problems(problems), problems)
+
+
 def run(
     spec: BenchSpec,
     out: Path,
@@ -272,7 +283,8 @@ def run(
     """Runs (or resumes) the bench into `out`; returns every record (old and new) in unit order.
 
     `make_world(problems)` builds a `backends.host_world.HostWorld` over all the spec's problems
-    (host backends; called once); without it the synthetic world runs. `progress(label,
+    (host backends; called once); without it the synthetic world runs, or for
+    `spec.backend == "toy"` the toy world (`toy_world`). `progress(label,
     problems_done)` is called after each batch.
     Refuses (BenchError) when `out` holds a run with other settings (see `prepare`).
     """
@@ -284,6 +296,8 @@ def run(
     if trees_path.exists():
         atomic_write(trees_path, jsonl_text(trees))
     labels = [r.label for r in spec.rules]
+    if make_world is None and spec.backend == "toy":
+        make_world = toy_world
     world = None if make_world is None else make_world(list(spec.problems))
     size = spec.batch_size or len(spec.problems)
     for method, budget, seed in spec.units():

@@ -99,6 +99,20 @@ def test_a_rerun_with_other_settings_never_merges_old_records(tmp_path):
     assert again.returncode == 0 and "resumed: 2 of 2 done" in again.stderr
 
 
+def test_toy_backend_runs_a_named_dataset_in_seconds_and_repeats_itself(tmp_path):
+    args = ["--backend", "toy", "--dataset", "math500", "--limit", "5", "--methods", "rebase,dora"]
+    args += ["--budgets", "8", "--no-plots"]
+    runs = []
+    for name in ("A", "B"):
+        done = _dora(tmp_path, *args, "--out", str(tmp_path / name), timeout=120)
+        assert done.returncode == 0, done.stderr
+        runs.append(_records(tmp_path / name))
+    assert len(runs[0]) == 10 and {r["backend"] for r in runs[0]} == {"toy"}
+    assert runs[0] == runs[1]  # deterministic: the search keys fix every toy sample
+    trees = (tmp_path / "A" / "trees.jsonl").read_text().splitlines()
+    assert len(trees) == 10
+
+
 @pytest.mark.parametrize(
     "command, args",
     [
