@@ -1,5 +1,6 @@
 """`dora bench`: the search on MATH500 / AIME: simulated (`sim`), on a scripted model-free text
-backend (`toy`, for smoke runs) or on a model stack (`vllm`)."""
+backend (`toy`, for smoke runs), from a sample bank (`replay`, backends.bank) or on a model stack
+(`vllm`); `--record BANK` fills a bank while a text backend runs."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from dora_cli._common import (
 )
 from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
 
-BACKENDS = ("sim", "toy", "vllm")
+BACKENDS = ("sim", "toy", "replay", "vllm")
 
 
 def _dataset_names() -> str:
@@ -40,7 +41,8 @@ def bench(
         str,
         typer.Option(
             help="sim (the synthetic world), toy (a scripted model-free text backend for smoke "
-            "runs: its accuracies mean nothing) or vllm (a real model stack)."
+            "runs: its accuracies mean nothing), replay (answers from a --bank, no model) or vllm "
+            "(a real model stack)."
         ),
     ] = "sim",
     recipe: Annotated[
@@ -88,6 +90,15 @@ def bench(
             help="Start afresh: move the run files already in --out into --out/replaced-<k>/.",
         ),
     ] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            help="Store every sample, score and embedding in this SQLite bank (toy, vllm)."
+        ),
+    ] = None,
+    bank: Annotated[
+        Path | None, typer.Option(help="The bank that --backend replay answers from.")
+    ] = None,
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
     kappa_from: Annotated[
         Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
@@ -124,6 +135,16 @@ def bench(
     }
     flags.update({name: value for name, value in given.items() if value is not None})
     check_out(out)
+    if backend == "replay" and bank is None:
+        fail("--backend replay needs --bank BANK (a bank written with --record)")
+    if bank is not None and backend != "replay":
+        fail("--bank is read by --backend replay only (record with --record)")
+    if bank is not None and not bank.is_file():
+        fail(f"--bank {bank} not found")
+    if record is not None and backend not in ("toy", "vllm"):
+        fail("--record needs a text backend: toy or vllm")
+    if record is not None:
+        check_out(record, folder=False, name="--record")
     try:
         rec = recipe_lib.load(recipe)
     except recipe_lib.RecipeError as error:
@@ -168,7 +189,7 @@ def bench(
             max_rounds=settings.get("max_rounds", 40),
             batch_size=settings.get("batch_size"),
             model_sizes=rec.models,
-            backend_settings=_backend_settings(backend, rec),
+            backend_settings=_backend_settings(backend, rec, bank),
         )
     except bench_lib.BenchError as error:
         fail(str(error))
@@ -177,17 +198,25 @@ def bench(
             bench_lib.check(spec, out)  # before a model loads
         except bench_lib.BenchError as error:
             fail(str(error))
-    make_world = _vllm_world(rec) if backend == "vllm" else None  # toy: bench.toy_world
+    make_world, text_backend = _text_world(backend, rec, record, bank, spec.backend_settings)
     done, moved = bench_lib.prepare(spec, out, fresh=fresh)
     if moved is not None:
         typer.echo(f"moved the previous run's files to {moved}", err=True)
     if done:
         typer.echo(f"resumed: {done} of {len(spec.units()) * len(spec.problems)} done", err=True)
-    _run(spec, out, make_world, rec, plots=plots, as_json=as_json)
+    _run(spec, out, make_world, rec, plots=plots, as_json=as_json, text_backend=text_backend)
 
 
-def _backend_settings(backend: str, rec) -> dict[str, object]:
+def _backend_settings(backend: str, rec, bank: Path | None) -> dict[str, object]:
     """What defines a host backend's samples, for the run's fingerprint."""
+    if backend == "replay":
+        from backends.bank import BankError, SampleBank
+
+        try:
+            recorded = SampleBank(bank).only_settings()[1]
+        except BankError as error:
+            fail(str(error))
+        return {"bank": str(bank), "recorded": recorded}
     if backend == "vllm":
         return dict(rec.vllm)
     if backend == "toy":
@@ -197,8 +226,33 @@ def _backend_settings(backend: str, rec) -> dict[str, object]:
     return {}
 
 
-def _vllm_world(rec):
-    """A HostWorld factory over a VLLMBackend built from the recipe's [vllm] table."""
+def _text_world(backend: str, rec, record: Path | None, bank: Path | None, settings):
+    """(make_world, the Backend behind it) for a text backend; (None, None) for sim."""
+    from backends import bank as bank_lib
+    from backends.host_world import HostWorld
+    from backends.toy import ToyBackend
+
+    held: list[object] = []
+
+    def build(problems):
+        if backend == "replay":
+            model = bank_lib.ReplayBackend(bank_lib.SampleBank(bank))
+        else:
+            model = live(problems)
+            if record is not None:
+                store = bank_lib.SampleBank(record)
+                model = bank_lib.RecordingBackend(model, store, {"backend": backend, **settings})
+        held.append(model)
+        return HostWorld(model, problems)
+
+    if backend == "sim":
+        return None, held
+    live = _vllm_backend(rec) if backend == "vllm" else ToyBackend.for_problems
+    return build, held
+
+
+def _vllm_backend(rec):
+    """A factory of the VLLMBackend built (once, now) from the recipe's [vllm] table."""
     from simulations import recipe as recipe_lib
 
     if not rec.vllm.get("policy"):
@@ -208,7 +262,6 @@ def _vllm_world(rec):
     except recipe_lib.RecipeError as error:
         fail(str(error))
     try:
-        from backends.host_world import HostWorld
         from backends.vllm_backend import VLLMBackend, VLLMSettings
     except ImportError as error:
         fail(f"the vllm backend cannot be imported ({error}); see the README's vLLM section")
@@ -222,10 +275,24 @@ def _vllm_world(rec):
         fail(f"vLLM is not installed here ({error}); see the README's vLLM section")
     except Exception as error:  # model loading: report one line, whatever vLLM raised
         fail(f"cannot start the vLLM backend: {first_line(error)}")
-    return lambda problems: HostWorld(backend, problems)
+    return lambda problems: backend
 
 
-def _run(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) -> None:
+def _counters(held: list[object]) -> dict[str, int]:
+    """backend_calls (model calls made), and bank_hits / bank_misses on a replay."""
+    if not held:
+        return {}
+    model = held[0]
+    calls = getattr(model, "calls", None)
+    out = {"backend_calls": sum(calls.values()) if isinstance(calls, dict) else int(calls or 0)}
+    if hasattr(model, "hits"):
+        out.update(bank_hits=model.hits, bank_misses=model.misses)
+    return out
+
+
+def _run(
+    spec, out: Path, make_world, rec, *, plots: bool, as_json: bool, text_backend=None
+) -> None:
     from simulations import bench as bench_lib
     from simulations import report
 
@@ -252,7 +319,9 @@ def _run(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) -> Non
     rows = report.summarize(records)
     dataset = spec.problems[0].dataset
     title = f"{dataset}, {spec.backend}"
-    images = report.write(out, rows, records, title=title, plots=plots, meta={"seconds": elapsed})
+    counters = _counters(text_backend or [])
+    meta = {"seconds": elapsed, **counters}
+    images = report.write(out, rows, records, title=title, plots=plots, meta=meta)
     if as_json:
         typer.echo(json.dumps(bench_lib.seed_records(records)))
         return
@@ -263,4 +332,6 @@ def _run(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) -> Non
         + f", {elapsed:.1f} s"
     )
     typer.echo(report.table(rows))
+    if counters:
+        typer.echo("\n" + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counters.items()))
     typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))

@@ -113,6 +113,31 @@ def test_toy_backend_runs_a_named_dataset_in_seconds_and_repeats_itself(tmp_path
     assert len(trees) == 10
 
 
+def test_record_with_toy_then_replay_with_no_model(tmp_path):
+    """The issue's 'done when' commands: B's records equal A's; B made no backend call."""
+    args = ["--dataset", "math500", "--limit", "5", "--methods", "rebase,dora", "--budgets", "8"]
+    args += ["--no-plots"]
+    bank = tmp_path / "BANK"
+    a = _dora(
+        tmp_path, "--backend", "toy", *args, "--record", str(bank), "--out", str(tmp_path / "A")
+    )
+    assert a.returncode == 0, a.stderr
+    b = _dora(
+        tmp_path, "--backend", "replay", "--bank", str(bank), *args, "--out", str(tmp_path / "B"),
+        "--json",
+    )  # fmt: skip
+    assert b.returncode == 0, b.stderr
+    drop = lambda rs: [{k: v for k, v in r.items() if k != "backend"} for r in rs]  # noqa: E731
+    assert drop(_records(tmp_path / "B")) == drop(_records(tmp_path / "A"))
+    summary = json.loads((tmp_path / "B" / "summary.json").read_text())
+    assert summary["backend_calls"] == 0 and summary["bank_misses"] == 0
+    assert summary["bank_hits"] > 0
+    assert json.loads((tmp_path / "A" / "summary.json").read_text())["backend_calls"] > 0
+    assert "needs --bank" in _bad(tmp_path, "--backend", "replay")
+    assert "not found" in _bad(tmp_path, "--backend", "replay", "--bank", str(tmp_path / "no"))
+    assert "needs a text backend" in _bad(tmp_path, "--record", str(tmp_path / "x.sqlite"))
+
+
 @pytest.mark.parametrize(
     "command, args",
     [
