@@ -4,9 +4,10 @@
 `load_dataset("path/to/file.jsonl")` reads any JSONL file with one problem per line. A line is a
 JSON object with the fields `problem` and `answer` (required) and `id`, `level`, `subject`,
 `solution` (optional; other fields are ignored). The data directory is, in order: the `data_dir`
-argument, the environment variable `DORA_DATA`, `../shared/data` next to the repository root. The
-problems are the benchmarks' authors' (MATH: Hendrycks et al.; AIME: MAA); they are read where they
-lie, never copied into this repository.
+argument, the environment variable `DORA_DATA`, the copies shipped with the package
+(`backends/data/`, package data, so the names work after a plain `pip install`). The problems are
+the benchmarks' authors' (MATH: Hendrycks et al., MIT licence; AIME: © the MAA); their sources and
+licences are noted in `backends/data/README.md`.
 
 `SYSTEM_PROMPT` is the system prompt the paper ran (App. D.2 of the paper: HuggingFace
 search-and-learn's `Config.system_prompt`); `build_messages` makes the chat [system, user] that a
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 __all__ = [
     "BENCHMARKS",
     "DATA_ENV_VAR",
+    "PACKAGED_DATA_DIR",
     "SYSTEM_PROMPT",
     "DatasetError",
     "Problem",
@@ -36,8 +38,8 @@ __all__ = [
 
 BENCHMARKS = ("math500", "aime2024", "aime2025")
 DATA_ENV_VAR = "DORA_DATA"
-# `backends/` sits in the repository root; the shared data lies beside the checkout.
-_DEFAULT_DATA_DIR = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+# The benchmarks shipped as package data (pyproject's [tool.setuptools.package-data]).
+PACKAGED_DATA_DIR = pathlib.Path(__file__).resolve().parent / "data"
 
 SYSTEM_PROMPT = (
     "Solve the following math problem efficiently and clearly:\n"
@@ -96,7 +98,8 @@ class Problem:
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> pathlib.Path:
-    """The directory holding `<benchmark>.jsonl`: `data_dir`, else $DORA_DATA, else ../shared/data.
+    """The directory holding `<benchmark>.jsonl`: `data_dir`, else $DORA_DATA, else the copies
+    shipped with the package (`PACKAGED_DATA_DIR`).
 
     Raises:
         DatasetError: the chosen directory does not exist (the message says how to point at one).
@@ -106,7 +109,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> pathlib.
     elif os.environ.get(DATA_ENV_VAR):
         candidate, origin = pathlib.Path(os.environ[DATA_ENV_VAR]), f"${DATA_ENV_VAR}"
     else:
-        candidate, origin = _DEFAULT_DATA_DIR.resolve(), "the default ../shared/data"
+        candidate, origin = PACKAGED_DATA_DIR, "the package's data"
     if not candidate.is_dir():
         raise DatasetError(
             f"data directory not found: {candidate} (from {origin}); pass data_dir=... "
@@ -127,7 +130,7 @@ def load_dataset(
     Args:
         name_or_path: a benchmark name (read from the data directory, see `resolve_data_dir`) or a
             path to a `.jsonl` file.
-        data_dir: where the benchmarks lie (default: $DORA_DATA, else ../shared/data).
+        data_dir: where the benchmarks lie (default: $DORA_DATA, else the package's copies).
         limit: keep at most this many problems (all when None or when the file has fewer).
         seed: how to choose the `limit` problems: None keeps the first `limit` in file order; an int
             draws a uniform subset with `random.Random(seed).sample` (same seed, same subset on

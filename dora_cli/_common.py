@@ -7,7 +7,10 @@ A user mistake is `fail(message)`: `main` prints `dora: error: message` (one lin
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import dora_jax
@@ -131,6 +134,31 @@ def check_count(name: str, value: int | None, low: int = 1, high: int = MAX_COUN
 
 def check_seed(seed: int | None, name: str = "--seed") -> None:
     check_count(name, seed, low=0, high=MAX_SEED)
+
+
+def check_out(out: Path, *, folder: bool = True, name: str = "--out") -> None:
+    """`out` can be written (a folder, or with `folder=False` a file), checked before any work.
+
+    The nearest existing folder on the way to `out` must take a new file (probed with a temporary
+    file that vanishes at once; permission bits alone say nothing for root or a read-only mount).
+    Nothing is created.
+    """
+    if folder and out.exists() and not out.is_dir():
+        fail(f"{name} {out} exists and is not a folder")
+    if not folder and out.is_dir():
+        fail(f"{name} {out} is a folder; give a file name")
+    if out.exists() and not folder and not os.access(out, os.W_OK):
+        fail(f"{name} {out} is not writable")
+    place = out if folder else out.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        fail(f"{name} {out} cannot be created: {place} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=place):
+            pass
+    except OSError as error:
+        fail(f"{name} {out} is not writable ({error.strerror or type(error).__name__} in {place})")
 
 
 def check_choice(name: str, value: str, allowed: Sequence[str]) -> None:

@@ -1,4 +1,6 @@
-"""`dora bench`: the search on MATH500 / AIME, simulated (`sim`) or on a model stack (`vllm`)."""
+"""`dora bench`: the search on MATH500 / AIME: simulated (`sim`), on a scripted model-free text
+backend (`toy`, for smoke runs), from a sample bank (`replay`, backends.bank) or on a model stack
+(`vllm`); `--record BANK` fills a bank while a text backend runs."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dora_cli._common import (
     RunError,
     check_budgets,
     check_count,
+    check_out,
     fail,
     first_line,
     joined,
@@ -24,7 +27,7 @@ from dora_cli._common import (
 )
 from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
 
-BACKENDS = ("sim", "vllm")
+BACKENDS = ("sim", "toy", "replay", "vllm")
 
 
 def _dataset_names() -> str:
@@ -35,19 +38,28 @@ def _dataset_names() -> str:
 
 def bench(
     backend: Annotated[
-        str, typer.Option(help="sim (the synthetic world) or vllm (a real model stack).")
+        str,
+        typer.Option(
+            help="sim (the synthetic world), toy (a scripted model-free text backend for smoke "
+            "runs: its accuracies mean nothing), replay (answers from a --bank, no model) or vllm "
+            "(a real model stack)."
+        ),
     ] = "sim",
     recipe: Annotated[
         str | None, typer.Option(help="A recipe TOML file or a shipped recipe's name.")
     ] = None,
     dataset: Annotated[
         str | None,
-        typer.Option(help=f"{_dataset_names()} or a JSONL path (default math500)."),
+        typer.Option(
+            help=f"{_dataset_names()} or a JSONL path (a recipe's [search] may name it).",
+            show_default="math500",
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Folder of the named datasets (default $DORA_DATA, else ../shared/data)."
+            help="Folder of the named datasets (default $DORA_DATA, else the copies shipped "
+            "with the package)."
         ),
     ] = None,
     methods: Annotated[
@@ -64,7 +76,29 @@ def bench(
     limit: Annotated[int | None, typer.Option(help="Only the first P problems.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Problems per engine batch.")] = None,
     max_rounds: Annotated[int | None, typer.Option(help="T_max (default 40).")] = None,
-    out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("runs/bench"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output folder: resumable; run.json holds the run's settings, and a rerun with "
+            "other settings is refused."
+        ),
+    ] = Path("runs/bench"),
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Start afresh: move the run files already in --out into --out/replaced-<k>/.",
+        ),
+    ] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            help="Store every sample, score and embedding in this SQLite bank (toy, vllm)."
+        ),
+    ] = None,
+    bank: Annotated[
+        Path | None, typer.Option(help="The bank that --backend replay answers from.")
+    ] = None,
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
     kappa_from: Annotated[
         Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
@@ -79,7 +113,7 @@ def bench(
     from simulations import spec as spec_lib
 
     if backend not in BACKENDS:
-        fail(f"unknown backend {backend!r}; choose sim or vllm")
+        fail(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
     flags: dict[str, object] = {}
     if methods is not None:
         flags["methods"] = parse_methods(methods)
@@ -100,8 +134,17 @@ def bench(
         "max_rounds": max_rounds,
     }
     flags.update({name: value for name, value in given.items() if value is not None})
-    if out.exists() and not out.is_dir():
-        fail(f"--out {out} exists and is not a folder")
+    check_out(out)
+    if backend == "replay" and bank is None:
+        fail("--backend replay needs --bank BANK (a bank written with --record)")
+    if bank is not None and backend != "replay":
+        fail("--bank is read by --backend replay only (record with --record)")
+    if bank is not None and not bank.is_file():
+        fail(f"--bank {bank} not found")
+    if record is not None and backend not in ("toy", "vllm"):
+        fail("--record needs a text backend: toy or vllm")
+    if record is not None:
+        check_out(record, folder=False, name="--record")
     try:
         rec = recipe_lib.load(recipe)
     except recipe_lib.RecipeError as error:
@@ -146,15 +189,70 @@ def bench(
             max_rounds=settings.get("max_rounds", 40),
             batch_size=settings.get("batch_size"),
             model_sizes=rec.models,
+            backend_settings=_backend_settings(backend, rec, bank),
         )
     except bench_lib.BenchError as error:
         fail(str(error))
-    make_world = _vllm_world(rec) if backend == "vllm" else None
-    _run(spec, out, make_world, rec, plots=plots, as_json=as_json)
+    if not fresh:
+        try:
+            bench_lib.check(spec, out)  # before a model loads
+        except bench_lib.BenchError as error:
+            fail(str(error))
+    make_world, text_backend = _text_world(backend, rec, record, bank, spec.backend_settings)
+    done, moved = bench_lib.prepare(spec, out, fresh=fresh)
+    if moved is not None:
+        typer.echo(f"moved the previous run's files to {moved}", err=True)
+    if done:
+        typer.echo(f"resumed: {done} of {len(spec.units()) * len(spec.problems)} done", err=True)
+    _run(spec, out, make_world, rec, plots=plots, as_json=as_json, text_backend=text_backend)
 
 
-def _vllm_world(rec):
-    """A HostWorld factory over a VLLMBackend built from the recipe's [vllm] table."""
+def _backend_settings(backend: str, rec, bank: Path | None) -> dict[str, object]:
+    """What defines a host backend's samples, for the run's fingerprint."""
+    if backend == "replay":
+        from backends.bank import BankError, SampleBank
+
+        try:
+            recorded = SampleBank(bank).only_settings()[1]
+        except BankError as error:
+            fail(str(error))
+        return {"bank": str(bank), "recorded": recorded}
+    if backend == "vllm":
+        return dict(rec.vllm)
+    if backend == "toy":
+        from backends.toy import ToyBackend
+
+        return ToyBackend.settings()
+    return {}
+
+
+def _text_world(backend: str, rec, record: Path | None, bank: Path | None, settings):
+    """(make_world, the Backend behind it) for a text backend; (None, None) for sim."""
+    from backends import bank as bank_lib
+    from backends.host_world import HostWorld
+    from backends.toy import ToyBackend
+
+    held: list[object] = []
+
+    def build(problems):
+        if backend == "replay":
+            model = bank_lib.ReplayBackend(bank_lib.SampleBank(bank))
+        else:
+            model = live(problems)
+            if record is not None:
+                store = bank_lib.SampleBank(record)
+                model = bank_lib.RecordingBackend(model, store, {"backend": backend, **settings})
+        held.append(model)
+        return HostWorld(model, problems)
+
+    if backend == "sim":
+        return None, held
+    live = _vllm_backend(rec) if backend == "vllm" else ToyBackend.for_problems
+    return build, held
+
+
+def _vllm_backend(rec):
+    """A factory of the VLLMBackend built (once, now) from the recipe's [vllm] table."""
     from simulations import recipe as recipe_lib
 
     if not rec.vllm.get("policy"):
@@ -164,7 +262,6 @@ def _vllm_world(rec):
     except recipe_lib.RecipeError as error:
         fail(str(error))
     try:
-        from backends.host_world import HostWorld
         from backends.vllm_backend import VLLMBackend, VLLMSettings
     except ImportError as error:
         fail(f"the vllm backend cannot be imported ({error}); see the README's vLLM section")
@@ -178,10 +275,24 @@ def _vllm_world(rec):
         fail(f"vLLM is not installed here ({error}); see the README's vLLM section")
     except Exception as error:  # model loading: report one line, whatever vLLM raised
         fail(f"cannot start the vLLM backend: {first_line(error)}")
-    return lambda problems: HostWorld(backend, problems)
+    return lambda problems: backend
 
 
-def _run(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) -> None:
+def _counters(held: list[object]) -> dict[str, int]:
+    """backend_calls (model calls made), and bank_hits / bank_misses on a replay."""
+    if not held:
+        return {}
+    model = held[0]
+    calls = getattr(model, "calls", None)
+    out = {"backend_calls": sum(calls.values()) if isinstance(calls, dict) else int(calls or 0)}
+    if hasattr(model, "hits"):
+        out.update(bank_hits=model.hits, bank_misses=model.misses)
+    return out
+
+
+def _run(
+    spec, out: Path, make_world, rec, *, plots: bool, as_json: bool, text_backend=None
+) -> None:
     from simulations import bench as bench_lib
     from simulations import report
 
@@ -208,7 +319,9 @@ def _run(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) -> Non
     rows = report.summarize(records)
     dataset = spec.problems[0].dataset
     title = f"{dataset}, {spec.backend}"
-    images = report.write(out, rows, records, title=title, plots=plots, meta={"seconds": elapsed})
+    counters = _counters(text_backend or [])
+    meta = {"seconds": elapsed, **counters}
+    images = report.write(out, rows, records, title=title, plots=plots, meta=meta)
     if as_json:
         typer.echo(json.dumps(bench_lib.seed_records(records)))
         return
@@ -219,4 +332,6 @@ def _run(spec, out: Path, make_world, rec, *, plots: bool, as_json: bool) -> Non
         + f", {elapsed:.1f} s"
     )
     typer.echo(report.table(rows))
+    if counters:
+        typer.echo("\n" + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counters.items()))
     typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))

@@ -16,6 +16,7 @@ import typer
 from dora_cli._common import (
     check_choice,
     check_count,
+    check_out,
     check_seed,
     fail,
     out_of_memory_is_one_line,
@@ -79,8 +80,8 @@ def calibrate(
         fail("--depth and --warmup must be >= 0")
     if records is None:
         check_choice("world preset", preset or "paper-like", tuple(world_lib.PRESETS))
-    if out is not None and out.exists() and out.is_dir():
-        fail(f"--out {out} is a folder; give a file name")
+    if out is not None:
+        check_out(out, folder=False)
 
     probe_key, fit_key = lib.seed_keys(seed)
     with out_of_memory_is_one_line("use fewer units (--problems, --candidates) or --method svi"):

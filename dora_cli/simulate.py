@@ -13,6 +13,7 @@ import typer
 from dora_cli._common import (
     check_budgets,
     check_count,
+    check_out,
     fail,
     joined,
     methods_help,
@@ -84,8 +85,7 @@ def simulate(
         except calibrate_lib.CalibrateError as error:
             fail(str(error))
         spec = dataclasses.replace(spec, rules=calibrate_lib.with_kappa(spec.rules, kappa))
-    if out.exists() and not out.is_dir():
-        fail(f"--out {out} exists and is not a folder")
+    check_out(out)
     _run(spec, out, plots=plots, as_json=as_json)
 
 
@@ -107,8 +107,14 @@ def _with_overrides(spec, overrides: dict[str, object], *, named: bool):
 
 
 def _run(spec, out: Path, *, plots: bool, as_json: bool) -> None:
-    from simulations import report, runner
+    from simulations import report, runfile, runner
 
+    # simulate is not resumable: it replaces whatever run the folder held, and says so.
+    settings = runfile.normalized(runner.fingerprint(spec))
+    try:
+        previous = runfile.read(out)
+    except runfile.RunFileError:
+        previous = {}
     total = len(spec.budgets) * spec.seeds * len(spec.rules)
     start = time.perf_counter()
     with out_of_memory_is_one_line("lower --problems, --budgets or --max-rounds"):
@@ -120,10 +126,17 @@ def _run(spec, out: Path, *, plots: bool, as_json: bool) -> None:
     elapsed = time.perf_counter() - start
     rows = report.summarize(records)
     out.mkdir(parents=True, exist_ok=True)
+    (out / runfile.RUN_FILE).unlink(missing_ok=True)  # a kill below leaves no stale fingerprint
+    (out / "trees.jsonl").unlink(missing_ok=True)  # a bench run's, if the folder held one
     runner.write_jsonl(out / "results.jsonl", records)
     meta = {"spec": spec.describe(), "seconds": elapsed}
     title = f"world: {spec.world_name}"
     images = report.write(out, rows, records, title=title, plots=plots, meta=meta)
+    runfile.write(out, settings)
+    if previous is not None:
+        line = runfile.describe_difference(out, previous, settings)
+        if line is not None:
+            typer.echo(f"replaced the run in {out} ({line.split(': ', 1)[1]})", err=True)
     if as_json:
         typer.echo(json.dumps([runner.public_record(r) for r in records]))
         return

@@ -11,6 +11,7 @@ import typer
 
 from dora_cli._common import (
     RunError,
+    check_out,
     claim_names,
     fail,
     progress_bar,
@@ -54,8 +55,8 @@ def verify(
         unknown = [i for i in ids if i not in CLAIM_IDS]
         if unknown:
             fail(f"unknown claim id(s) {', '.join(unknown)}; choose from {', '.join(CLAIM_IDS)}")
-    if out is not None and out.exists() and not out.is_dir():
-        fail(f"--out {out} exists and is not a folder")
+    if out is not None:
+        check_out(out)
     from theory import runner
 
     mode = "thorough" if thorough else "fast" if fast else "default"

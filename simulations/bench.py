@@ -13,7 +13,16 @@ Backends:
 - `sim`: the synthetic world (dora_jax.world); dataset problem i becomes a synthetic problem
   keyed by (seed, id), so budgets, rules, ledgers and the file formats are exercised without a
   model. Accuracies are the world's, not the dataset's.
+- `toy`: a scripted model-free text backend (backends.toy: noisy solver, noisy scorer, hashed
+  embeddings) through `backends.host_world`, for smoke runs in seconds; its accuracies mean
+  nothing.
 - `vllm` (and any `Backend` passed in): text generation through `backends.host_world`.
+
+The folder's `run.json` stores the run's fingerprint (`fingerprint`: backend, dataset and its
+content hash, problem count, methods with their hyperparameters, budgets, seeds, T_max, world
+or backend settings); a rerun with other settings is refused before any work, naming the first
+setting that differs (`prepare(..., fresh=True)`, the CLI's `--fresh`, moves the old run's files
+into `replaced-<k>/` first). The returned records are this run's units only.
 
 Records carry the same fields as `dora simulate` (method, budget, seed, accuracy = PRM-weighted
 vote, majority_accuracy, best_of_n_accuracy, pass_at_n, rollouts, tokens, flops) per problem,
@@ -26,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,6 +57,7 @@ from dora_jax.search import (
     search,
     search_batch,
 )
+from simulations import runfile
 
 TIMING_FIELDS = ("wall_s",)
 
@@ -68,6 +79,9 @@ class BenchSpec:
     max_rounds: int = 40
     batch_size: int | None = None
     model_sizes: ledger_lib.ModelSizes = dataclasses.field(default_factory=ledger_lib.ModelSizes)
+    # What else defines a host backend's samples (model paths, sampling settings, toy knobs): it
+    # enters the run's fingerprint only.
+    backend_settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not self.problems:
@@ -94,6 +108,64 @@ class BenchSpec:
     def units(self) -> list[tuple[str, int, int]]:
         """(method label, budget, seed) groups in run order."""
         return [(r.label, n, s) for n in self.budgets for s in self.seeds for r in self.rules]
+
+
+def dataset_hash(problems: Sequence[Problem]) -> str:
+    """SHA-256 of the problems' content (ids, statements, answers, in order)."""
+    digest = hashlib.sha256()
+    for p in problems:
+        digest.update(json.dumps([p.id, p.problem, p.answer]).encode())
+    return digest.hexdigest()
+
+
+def fingerprint(spec: BenchSpec) -> dict[str, Any]:
+    """The settings that define a bench run (what `run.json` stores), in the order a mismatch is
+    reported. `problems` is the count after `--limit`; the content hash covers which ones.
+    The batch size is left out: records do not depend on it."""
+    return runfile.normalized(
+        {
+            "backend": spec.backend,
+            "dataset": spec.problems[0].dataset,
+            "problems": len(spec.problems),
+            "dataset_sha256": dataset_hash(spec.problems),
+            "methods": [
+                {"label": r.label, "method": r.method, **dict(r.hyperparameters)}
+                for r in spec.rules
+            ],
+            "budgets": list(spec.budgets),
+            "seeds": list(spec.seeds),
+            "max_rounds": spec.max_rounds,
+            "world": dataclasses.asdict(spec.world) if spec.backend == "sim" else None,
+            "backend_settings": spec.backend_settings,
+            "model_sizes": dataclasses.asdict(spec.model_sizes),
+        }
+    )
+
+
+def check(spec: BenchSpec, out: Path) -> None:
+    """Raises BenchError (one line naming the first differing setting) when `out` holds a run
+    with other settings; changes nothing (`prepare` stores the fingerprint)."""
+    try:
+        runfile.check(out, fingerprint(spec), has_results=(out / "results.jsonl").exists())
+    except runfile.RunFileError as error:
+        raise BenchError(str(error)) from None
+
+
+def prepare(spec: BenchSpec, out: Path, *, fresh: bool = False) -> tuple[int, Path | None]:
+    """Checks `out` against the spec's fingerprint and stores it; returns (units already done,
+    the folder an old run was moved to by `fresh`, else None).
+
+    Raises:
+        BenchError: `out` holds a run with other settings (one line naming the first one that
+            differs), unless `fresh`, which moves that run's files aside first.
+    """
+    moved = runfile.replace(out) if fresh else None
+    results = out / "results.jsonl"
+    check(spec, out)
+    runfile.write(out, fingerprint(spec))
+    units = {(p.id, *u) for u in spec.units() for p in spec.problems}
+    done = {unit_key(r) for r in _read(results)} & units
+    return len(done), moved
 
 
 def problem_key(seed: int, problem_id: str) -> jax.Array:
@@ -193,6 +265,14 @@ def _run_host(spec: BenchSpec, rule_index: int, budget: int, seed: int, batch, w
     return result, trees
 
 
+def toy_world(problems: list[Problem]) -> Any:
+    """A HostWorld over the scripted model-free toy backend (backends.toy): `--backend toy`."""
+    from backends.host_world import HostWorld
+    from backends.toy import ToyBackend
+
+    return HostWorld(ToyBackend.for_problems(problems), problems)
+
+
 def run(
     spec: BenchSpec,
     out: Path,
@@ -203,10 +283,12 @@ def run(
     """Runs (or resumes) the bench into `out`; returns every record (old and new) in unit order.
 
     `make_world(problems)` builds a `backends.host_world.HostWorld` over all the spec's problems
-    (host backends; called once); without it the synthetic world runs. `progress(label,
+    (host backends; called once); without it the synthetic world runs, or for
+    `spec.backend == "toy"` the toy world (`toy_world`). `progress(label,
     problems_done)` is called after each batch.
+    Refuses (BenchError) when `out` holds a run with other settings (see `prepare`).
     """
-    out.mkdir(parents=True, exist_ok=True)
+    prepare(spec, out)
     results_path, trees_path = out / "results.jsonl", out / "trees.jsonl"
     done = {unit_key(r): r for r in _read(results_path)}
     # Trees written for a batch whose results never landed are dropped (the batch reruns).
@@ -214,6 +296,8 @@ def run(
     if trees_path.exists():
         atomic_write(trees_path, jsonl_text(trees))
     labels = [r.label for r in spec.rules]
+    if make_world is None and spec.backend == "toy":
+        make_world = toy_world
     world = None if make_world is None else make_world(list(spec.problems))
     size = spec.batch_size or len(spec.problems)
     for method, budget, seed in spec.units():
@@ -252,9 +336,14 @@ def run(
                 progress(f"{method} N={budget} seed={seed}", len(batch))
     order = {u: i for i, u in enumerate(spec.units())}
     ids = {p.id: i for i, p in enumerate(spec.problems)}
+    # Only this run's units, whatever else the file holds.
     return sorted(
-        (r for r in done.values() if (r["method"], r["budget"], r["seed"]) in order),
-        key=lambda r: (order[(r["method"], r["budget"], r["seed"])], ids.get(r["problem"], -1)),
+        (
+            r
+            for r in done.values()
+            if (r["method"], r["budget"], r["seed"]) in order and r["problem"] in ids
+        ),
+        key=lambda r: (order[(r["method"], r["budget"], r["seed"])], ids[r["problem"]]),
     )
 
 

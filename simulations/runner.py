@@ -197,6 +197,16 @@ def _timed_run(compiled, batch, index: int, budget: int):
 # --- files (summaries, tables and plots: simulations.report) -----------------------------
 
 
+def fingerprint(spec: ExperimentSpec) -> dict[str, Any]:
+    """The settings that define a `dora simulate` run (stored as `run.json`, see
+    `simulations.runfile`): the spec's description, methods with their hyperparameters."""
+    described = spec.describe()
+    described["methods"] = [
+        {"label": r.label, "method": r.method, **dict(r.hyperparameters)} for r in spec.rules
+    ]
+    return {"command": "simulate", **described}
+
+
 def public_record(record: dict[str, Any]) -> dict[str, Any]:
     """The JSONL record (per-problem outcomes kept compactly as a 0/1 string)."""
     out = dict(record)

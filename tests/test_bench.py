@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,10 +10,10 @@ import pytest
 
 from backends.datasets import Problem
 from backends.host_world import HostWorld
+from backends.toy import ToyBackend
 from dora_jax import world as world_lib
 from dora_jax.search import Rule
 from simulations import bench, report
-from tests.toy_backend import ToyBackend
 
 PROBLEMS = tuple(
     Problem(
@@ -173,3 +174,43 @@ def test_a_corrupt_middle_line_is_one_whole_line_naming_file_and_line(tmp_path):
 def test_bad_specs(kw, match):
     with pytest.raises(bench.BenchError, match=match):
         _spec(**kw)
+
+
+def test_a_folder_holds_one_run_and_names_the_first_other_setting(tmp_path):
+    spec = _spec(seeds=(0,), budgets=(4,))
+    bench.prepare(spec, tmp_path)
+    bench.check(_spec(seeds=(0,), budgets=(4,), batch_size=3), tmp_path)  # records ignore it
+    other = dataclasses.replace(PROBLEMS[1], answer="-1")
+    changes = [
+        (dict(backend="toy"), "backend"),
+        (dict(problems=PROBLEMS[:2]), "problems"),
+        (dict(problems=(PROBLEMS[0], other, *PROBLEMS[2:])), "dataset_sha256"),
+        (dict(rules=(Rule.make("rebase", temperature=0.2), Rule.make("dora"))), "methods"),
+        (dict(budgets=(8,)), "budgets"),
+        (dict(seeds=(0, 1)), "seeds"),
+        (dict(max_rounds=5), "max_rounds"),
+        (dict(world=world_lib.preset("redundant")), "world"),
+    ]
+    for change, name in changes:
+        with pytest.raises(bench.BenchError, match=f"holds another run: {name} is ") as info:
+            bench.run(_spec(**{"seeds": (0,), "budgets": (4,), **change}), tmp_path)
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "results.jsonl").exists()  # nothing ran
+
+
+def test_fresh_moves_the_old_run_aside_and_counts_only_the_new_one(tmp_path):
+    bench.run(_spec(seeds=(0,), budgets=(4,)), tmp_path)
+    old = (tmp_path / "results.jsonl").read_text()
+    small = _spec(seeds=(0,), budgets=(4,), problems=PROBLEMS[:2])
+    done, moved = bench.prepare(small, tmp_path, fresh=True)
+    assert (done, moved) == (0, tmp_path / "replaced-1")
+    assert (moved / "results.jsonl").read_text() == old
+    records = bench.run(small, tmp_path)
+    assert {r["problem"] for r in records} == {"t0", "t1"} and len(records) == 4
+    assert bench.prepare(small, tmp_path) == (4, None)  # a rerun resumes: all 4 done
+
+
+def test_results_without_a_fingerprint_are_refused(tmp_path):
+    (tmp_path / "results.jsonl").write_text("")
+    with pytest.raises(bench.BenchError, match=r"without run\.json"):
+        bench.run(_spec(seeds=(0,), budgets=(4,)), tmp_path)

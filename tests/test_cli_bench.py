@@ -24,11 +24,24 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "DORA_JAX_CACHE": str(cache)}
 
 
-def _dora(tmp_path, *args, timeout=300):
+def _dora(tmp_path, *args, timeout=300, command="bench"):
     assert DORA, "the dora console script is not installed"
     return subprocess.run(
-        [DORA, "bench", *args], capture_output=True, text=True, timeout=timeout, env=_env(tmp_path)
+        [DORA, command, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(tmp_path),
     )
+
+
+def _problems(path: Path, count: int, tag: str) -> Path:
+    lines = [
+        json.dumps({"id": f"{tag}{i}", "problem": f"{tag}: what is {i} + 1?", "answer": str(i + 1)})
+        for i in range(count)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _records(folder: Path) -> list[dict]:
@@ -57,6 +70,118 @@ def test_sim_bench_end_to_end(tmp_path):
     again = _dora(tmp_path, *TINY, "--out", str(out))  # everything done: nothing reruns
     assert again.returncode == 0, again.stderr
     assert "rebase" in again.stdout and len(_records(out)) == 8
+
+
+def test_a_rerun_with_other_settings_never_merges_old_records(tmp_path):
+    """The reported fault: a 5-problem run into a folder of a 25-problem run averaged over 25.
+    Now the rerun is refused (one line naming the setting) and `--fresh` counts only its own."""
+    big = _problems(tmp_path / "big.jsonl", 5, "b")
+    small = _problems(tmp_path / "small.jsonl", 2, "s")
+    args = ["--budgets", "4", "--methods", "rebase", "--max-rounds", "6", "--no-plots"]
+    out = tmp_path / "run"
+    assert _dora(tmp_path, *args, "--dataset", str(big), "--out", str(out)).returncode == 0
+    before = (out / "results.jsonl").read_text()
+    refused = _dora(tmp_path, *args, "--dataset", str(small), "--out", str(out))
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'dataset is "big" there, "small" now' in lines[0], lines
+    assert (out / "results.jsonl").read_text() == before  # nothing ran
+    limited = _dora(tmp_path, *args, "--dataset", str(big), "--limit", "2", "--out", str(out))
+    assert limited.returncode == 2 and "problems is 5 there, 2 now" in limited.stderr
+    fresh = _dora(tmp_path, *args, "--dataset", str(small), "--out", str(out), "--fresh", "--json")
+    assert fresh.returncode == 0, fresh.stderr
+    assert [r["problems"] for r in json.loads(fresh.stdout)] == [2]
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    assert [r["problems"] for r in rows] == [2]
+    assert {r["problem"] for r in _records(out)} == {"s0", "s1"}
+    assert (out / "replaced-1" / "results.jsonl").read_text() == before  # moved, not deleted
+    again = _dora(tmp_path, *args, "--dataset", str(small), "--out", str(out))
+    assert again.returncode == 0 and "resumed: 2 of 2 done" in again.stderr
+
+
+def test_toy_backend_runs_a_named_dataset_in_seconds_and_repeats_itself(tmp_path):
+    args = ["--backend", "toy", "--dataset", "math500", "--limit", "5", "--methods", "rebase,dora"]
+    args += ["--budgets", "8", "--no-plots"]
+    runs = []
+    for name in ("A", "B"):
+        done = _dora(tmp_path, *args, "--out", str(tmp_path / name), timeout=120)
+        assert done.returncode == 0, done.stderr
+        runs.append(_records(tmp_path / name))
+    assert len(runs[0]) == 10 and {r["backend"] for r in runs[0]} == {"toy"}
+    assert runs[0] == runs[1]  # deterministic: the search keys fix every toy sample
+    trees = (tmp_path / "A" / "trees.jsonl").read_text().splitlines()
+    assert len(trees) == 10
+
+
+def test_record_with_toy_then_replay_with_no_model(tmp_path):
+    """The issue's 'done when' commands: B's records equal A's; B made no backend call."""
+    args = ["--dataset", "math500", "--limit", "5", "--methods", "rebase,dora", "--budgets", "8"]
+    args += ["--no-plots"]
+    bank = tmp_path / "BANK"
+    a = _dora(
+        tmp_path, "--backend", "toy", *args, "--record", str(bank), "--out", str(tmp_path / "A")
+    )
+    assert a.returncode == 0, a.stderr
+    b = _dora(
+        tmp_path, "--backend", "replay", "--bank", str(bank), *args, "--out", str(tmp_path / "B"),
+        "--json",
+    )  # fmt: skip
+    assert b.returncode == 0, b.stderr
+    drop = lambda rs: [{k: v for k, v in r.items() if k != "backend"} for r in rs]  # noqa: E731
+    assert drop(_records(tmp_path / "B")) == drop(_records(tmp_path / "A"))
+    summary = json.loads((tmp_path / "B" / "summary.json").read_text())
+    assert summary["backend_calls"] == 0 and summary["bank_misses"] == 0
+    assert summary["bank_hits"] > 0
+    assert json.loads((tmp_path / "A" / "summary.json").read_text())["backend_calls"] > 0
+    assert "needs --bank" in _bad(tmp_path, "--backend", "replay")
+    assert "not found" in _bad(tmp_path, "--backend", "replay", "--bank", str(tmp_path / "no"))
+    assert "needs a text backend" in _bad(tmp_path, "--record", str(tmp_path / "x.sqlite"))
+
+
+@pytest.mark.parametrize(
+    "command, args",
+    [
+        ("bench", ["--limit", "1", "--budgets", "4", "--methods", "rebase"]),
+        ("simulate", ["--problems", "2", "--budgets", "4", "--methods", "rebase"]),
+        ("verify", ["--only", "prop1-kappa-inf"]),
+        ("calibrate", ["--problems", "2"]),
+    ],
+)
+def test_an_unwritable_out_is_one_line_before_any_work(tmp_path, command, args):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / ("out.json" if command == "calibrate" else "out")
+    started = time.perf_counter()
+    result = _dora(tmp_path, *args, "--out", str(target), command=command, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a folder" in lines[0], result.stderr
+    assert time.perf_counter() - started < 60  # refused at once, not after the run
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_out_folder_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = _dora(tmp_path, "--limit", "1", "--out", str(locked / "x"), timeout=120)
+    finally:
+        locked.chmod(0o700)
+    assert result.returncode == 2 and "is not writable" in result.stderr
+
+
+def test_simulate_replaces_another_run_and_says_so(tmp_path):
+    out = tmp_path / "sim"
+    args = ["--budgets", "4", "--methods", "rebase", "--max-rounds", "6", "--no-plots"]
+    first = _dora(tmp_path, *args, "--problems", "3", "--out", str(out), command="simulate")
+    assert first.returncode == 0, first.stderr
+    second = _dora(tmp_path, *args, "--problems", "2", "--out", str(out), command="simulate")
+    assert second.returncode == 0, second.stderr
+    assert f"replaced the run in {out} (problems is 3 there, 2 now)" in second.stderr
+    assert json.loads((out / "run.json").read_text())["problems"] == 2
+    records = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [len(r["per_problem_accuracy"]) for r in records] == [2]
 
 
 @pytest.mark.slow

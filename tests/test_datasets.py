@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 import re
+import tomllib
 
 import pytest
 
@@ -18,13 +20,16 @@ from backends.datasets import (
     resolve_data_dir,
 )
 
-_PAPER = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "PAPER.md"
+# SHA-256 of the paper's system prompt (App. D.2), checked verbatim against the paper's code's
+# string when this was pinned: any edit to SYSTEM_PROMPT changes it.
+_PROMPT_SHA256 = "fba6765edf2162ae50990853a7f310103b685c72d9b4434cccec28371f005dae"
 
 
 def test_public_api_is_pinned():
     assert datasets.__all__ == [
         "BENCHMARKS",
         "DATA_ENV_VAR",
+        "PACKAGED_DATA_DIR",
         "SYSTEM_PROMPT",
         "DatasetError",
         "Problem",
@@ -49,10 +54,22 @@ def _write(path: pathlib.Path, lines: list[object | str]) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def data_dir():
-    try:
-        return resolve_data_dir()
-    except DatasetError as error:
-        pytest.skip(f"benchmark data not available: {error}")
+    return resolve_data_dir(datasets.PACKAGED_DATA_DIR)
+
+
+def test_the_benchmarks_ship_with_the_package(monkeypatch):
+    """Without $DORA_DATA the names resolve to the package's copies, which pyproject ships."""
+    monkeypatch.delenv(datasets.DATA_ENV_VAR, raising=False)
+    assert resolve_data_dir() == datasets.PACKAGED_DATA_DIR
+    assert datasets.PACKAGED_DATA_DIR.parent == pathlib.Path(datasets.__file__).resolve().parent
+    assert len(load_dataset("aime2025")) == 30
+    shipped = {p.name for p in datasets.PACKAGED_DATA_DIR.iterdir()}
+    assert shipped == {f"{name}.jsonl" for name in datasets.BENCHMARKS} | {"README.md"}
+    pyproject = tomllib.loads(
+        (pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    )
+    globs = pyproject["tool"]["setuptools"]["package-data"]["backends"]
+    assert {"data/*.jsonl", "data/README.md"} <= set(globs)
 
 
 @pytest.mark.parametrize(("name", "count"), [("math500", 500), ("aime2024", 30), ("aime2025", 30)])
@@ -223,9 +240,7 @@ def test_system_prompt_is_the_papers():
         "Therefore, the final answer is: $\\boxed{answer}$. I hope it is correct." in SYSTEM_PROMPT
     )
     assert SYSTEM_PROMPT.endswith("the final number or expression that solves the problem.")
-    if _PAPER.is_file():  # the project's notes quote the code's string in §5.2
-        quoted = re.search(r"### 5\.2.*?\n```\n(.*?)\n```", _PAPER.read_text("utf-8"), re.S)
-        assert quoted is not None and quoted.group(1) == SYSTEM_PROMPT
+    assert hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest() == _PROMPT_SHA256
 
 
 def test_build_messages():

@@ -8,8 +8,8 @@ import pytest
 
 from backends.datasets import Problem
 from backends.host_world import HostWorld
+from backends.toy import ToyBackend
 from dora_jax import search as S
-from tests.toy_backend import ToyBackend
 
 PROBLEMS = [
     Problem(
