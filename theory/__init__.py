@@ -22,6 +22,7 @@ CLAIM_IDS: tuple[str, ...] = (
     "rounding",
     "table1-flops",
     "kkt-relaxation",
+    "b1-lambda",
     "pareto",
 )
 MODULES: tuple[str, ...] = ("beta_claims", "direction_claims", "kkt_claims", "pareto_claims")
