@@ -13,6 +13,7 @@ CLAIM_IDS: tuple[str, ...] = (
     "prop1-kappa-inf",
     "prop1-kappa-0",
     "prop1-linear",
+    "prop1-limits-search",
     "rebase-near-optimal",
     "prop2-kl",
     "prop2-success",
