@@ -13,8 +13,8 @@ CLAIM_IDS: tuple[str, ...] = (
     "prop1-kappa-inf",
     "prop1-kappa-0",
     "prop1-linear",
-    "prop1-limits-search",
     "rebase-near-optimal",
+    "prop1-limits-search",
     "prop2-kl",
     "prop2-success",
     "theorem1-hard",
@@ -25,8 +25,16 @@ CLAIM_IDS: tuple[str, ...] = (
     "kkt-relaxation",
     "b1-lambda",
     "pareto",
+    "optimal-multiround",
+    "table1-latency",
 )
-MODULES: tuple[str, ...] = ("beta_claims", "direction_claims", "kkt_claims", "pareto_claims")
+MODULES: tuple[str, ...] = (
+    "beta_claims",
+    "direction_claims",
+    "kkt_claims",
+    "pareto_claims",
+    "search_claims",
+)
 
 
 def load_claims() -> None:
