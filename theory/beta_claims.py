@@ -8,6 +8,7 @@ measurements only; the protocol judges them.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -475,6 +476,7 @@ def rebase_near_optimal(region, control):
 LIMIT_TOL = 1e-3  # relative excess failure a finite κ may leave where the paper takes a limit
 
 
+@functools.cache  # the control swaps the same (method, N) pairs: compiled once for both
 def _limit_rule(method: str, n: int):
     hp = {"beam_width": n} if method == "beam_search" else {}
     return jax.jit(jax.vmap(lambda r: dora_jax.allocate(method, r, n, **hp)))
