@@ -478,8 +478,9 @@ LIMIT_TOL = 1e-3  # relative excess failure a finite κ may leave where the pape
 
 @functools.cache  # the control swaps the same (method, N) pairs: compiled once for both
 def _limit_rule(method: str, n: int):
-    hp = {"beam_width": n} if method == "beam_search" else {}
-    return jax.jit(jax.vmap(lambda r: dora_jax.allocate(method, r, n, **hp)))
+    if method == "beam_search":  # Eq. 2 with M = N: the top candidate gets all N
+        return jax.jit(jax.vmap(lambda r: dora_jax.allocate(method, r, n, beam_width=n)))
+    return jax.jit(jax.vmap(lambda r: dora_jax.allocate(method, r, n)))
 
 
 @claim(
