@@ -94,3 +94,17 @@ def test_verify_cli_bad_input(capsys):
     assert err.startswith("dora: error: unknown claim id(s) no-such-claim")
     assert len(err.strip().splitlines()) == 1
     assert main(["verify", "--fast", "--thorough"]) == 2
+
+
+def test_prop1_limits_are_temperature_sampling_and_beam_search_in_the_objective():
+    v = fast("prop1-limits-search")
+    assert v.verdict == "holds" and v.value <= 1e-3
+    cells = {c["cell"]: c for c in v.details["cells"]}
+    uniform = cells["κ → 0 (temperature_sampling), N=32, κ=1e-06"]
+    # optimal for the objective, yet not the optimum's allocation: κ → 0 leaves the rest free
+    assert uniform["max relative excess"] < 1e-5
+    assert uniform["mean fraction of rollouts placed differently from the optimum"] > 0.2
+    assert cells["κ → ∞ (beam_search), N=32, κ=1e+08"]["max relative excess"] == 0.0
+    # N < K: uniform over the first N by index is not the top-N (reported, not judged)
+    assert cells["κ → 0 (temperature_sampling), N=4, κ=1e-06"]["max relative excess"] > 0.5
+    assert fast("prop1-limits-search", True).verdict == "fails"

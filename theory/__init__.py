@@ -14,6 +14,7 @@ CLAIM_IDS: tuple[str, ...] = (
     "prop1-kappa-0",
     "prop1-linear",
     "rebase-near-optimal",
+    "prop1-limits-search",
     "prop2-kl",
     "prop2-success",
     "theorem1-hard",
@@ -22,9 +23,18 @@ CLAIM_IDS: tuple[str, ...] = (
     "rounding",
     "table1-flops",
     "kkt-relaxation",
+    "b1-lambda",
     "pareto",
+    "optimal-multiround",
+    "table1-latency",
 )
-MODULES: tuple[str, ...] = ("beta_claims", "direction_claims", "kkt_claims", "pareto_claims")
+MODULES: tuple[str, ...] = (
+    "beta_claims",
+    "direction_claims",
+    "kkt_claims",
+    "pareto_claims",
+    "search_claims",
+)
 
 
 def load_claims() -> None:

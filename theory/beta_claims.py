@@ -8,6 +8,7 @@ measurements only; the protocol judges them.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -469,3 +470,85 @@ def rebase_near_optimal(region, control):
                 beyond[f"κ={kappa:g}"] = float(loss.mean())
     details = {"relative excess failure beyond the region": beyond}
     return Measurement(values, labels, draws, se=ses, details=details)
+
+
+# ---------------------------------------------------------------------------------------------
+LIMIT_TOL = 1e-3  # relative excess failure a finite κ may leave where the paper takes a limit
+
+
+@functools.cache  # the control swaps the same (method, N) pairs: compiled once for both
+def _limit_rule(method: str, n: int):
+    if method == "beam_search":  # Eq. 2 with M = N: the top candidate gets all N
+        return jax.jit(jax.vmap(lambda r: dora_jax.allocate(method, r, n, beam_width=n)))
+    return jax.jit(jax.vmap(lambda r: dora_jax.allocate(method, r, n)))
+
+
+@claim(
+    "prop1-limits-search",
+    statement=(
+        "Prop. 1 read as the search methods: κ → 0 gives temperature sampling (every candidate "
+        "sampled alike, Eq. 1) and κ → ∞ gives beam search with M = N (all N on the top "
+        "candidate, Eq. 2)."
+    ),
+    source="§3.1 Prop. 1, App. B.1, Eqs. 1–2",
+    protocol=Protocol(
+        quantity=(
+            "per (limit, N, κ): max over draws of the relative excess failure P_fail(method)/"
+            "P_fail(optimal) − 1 of dora_jax's integer allocations (temperature_sampling at "
+            "κ → 0, beam_search(beam_width=N) at κ → ∞) against the exact optimum (K ≤ N)"
+        ),
+        # A limit judged at a finite κ: the residual is O(κ) (κ → 0) or O(1/κ) (κ → ∞).
+        tolerance=LIMIT_TOL,
+        approximately=0.01,
+        unit="relative",
+        control=(
+            "the limits swapped: beam_search(beam_width=N) at κ → 0, temperature_sampling at κ → ∞"
+        ),
+    ),
+    region=lambda mode: {
+        **_paper_region(mode, 61, (16, 64, 512)),
+        "N": _pick(mode, [8, 32], [8, 12, 32, 64], [8, 12, 16, 32, 64, 128, 256]),
+        # The limits at κ = 1e±6 and 1e±8 (a near tie w₁ ≈ w₂ reaches the κ → ∞ limit only at
+        # κ* = w₂(N − 1)/(w₁ − w₂), see prop1-kappa-inf); κ = 1e±4 shows the approach.
+        "kappa → 0": [1e-6, 1e-8],
+        "kappa → ∞": [1e6, 1e8],
+        "approach (reported, not judged)": {"kappa → 0": 1e-4, "kappa → ∞": 1e4},
+        "N < K (reported, not judged)": [4],
+    },
+)
+def prop1_limits_search(region, control):
+    draws = region["draws"]
+    r, w = _paper_draws(region["seed"], draws)
+    values, labels, rows = [], [], []
+    limits = {"κ → 0": "temperature_sampling", "κ → ∞": "beam_search"}
+    approach = region["approach (reported, not judged)"]
+    kappas = {
+        "κ → 0": [*region["kappa → 0"], approach["kappa → 0"]],
+        "κ → ∞": [*region["kappa → ∞"], approach["kappa → ∞"]],
+    }
+    if control:
+        limits = {"κ → 0": "beam_search", "κ → ∞": "temperature_sampling"}
+    small = region["N < K (reported, not judged)"]
+    with jax.enable_x64(True):
+        wj, rj = jnp.asarray(w), jnp.asarray(r)
+        for n in [*region["N"], *small]:
+            for limit, method in limits.items():
+                b = _limit_rule(method, n)(rj)
+                for kappa in kappas[limit]:
+                    opt = _optimal_batch(wj, n, float(kappa))
+                    lf_opt = np.asarray(_log_fail_batch(wj, opt, float(kappa)))
+                    lf_m = np.asarray(_log_fail_batch(wj, b, float(kappa)))
+                    excess = float(np.expm1(np.minimum(lf_m - lf_opt, 700.0)).max())  # no overflow
+                    moved = float(
+                        (np.abs(np.asarray(b) - np.asarray(opt)).sum(axis=1) / (2 * n)).mean()
+                    )
+                    label = f"{limit} ({method}), N={n}, κ={kappa:g}"
+                    judged = n not in small and kappa not in approach.values()
+                    rows.append(
+                        {"cell": label, "judged": judged, "max relative excess": excess,
+                         "mean fraction of rollouts placed differently from the optimum": moved}
+                    )  # fmt: skip
+                    if judged:
+                        values.append(excess)
+                        labels.append(label)
+    return Measurement(values, labels, draws, details={"cells": rows})
