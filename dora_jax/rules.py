@@ -153,16 +153,20 @@ def log_uniqueness(
     keep: Bool[Array, " K"],
     similarity_temperature: float | Float[Array, ""],
 ) -> Float[Array, " K"]:
-    """log γ_i = log diag(rowsoftmax(S / T_s))_i over the kept set (Eq. 11), stably.
+    """log γ_i = log diag(rowsoftmax(S / T_s))_i over the kept set (Eq. 11), stably, for the kept
+    candidates i (0 for the others, whose γ no rule reads).
 
-    Since S_ii = 1, γ_i = 1 / Σ_{j kept} exp((S_ij − 1) / T_s): every exponent is ≤ 0, so there is
-    no overflow at T_s = 0.01 and γ_i ∈ [1/|kept|, 1]. No embeddings: γ = 1.
+    Since S_ii = 1 is each row's maximum (S is clipped to [−1, 1]), γ_i = 1 / Σ_{j kept}
+    exp((S_ij − 1) / T_s): every exponent is ≤ 0, so there is no overflow at T_s = 0.01, the term
+    j = i is exactly 1, so a kept row's sum is ≥ 1 (no underflow), and γ_i ∈ [1/|kept|, 1]. This is
+    a log-sum-exp whose maximum is known to be 0, so it needs no max pass (the same bits as one
+    with it). No embeddings: γ = 1.
     """
     if embeddings is None:
         return jnp.zeros(keep.shape, dtype=jnp.result_type(float))
     sim = cosine_similarity(embeddings)
     logits = jnp.where(keep[None, :], (sim - 1) / similarity_temperature, -jnp.inf)
-    return -jax.nn.logsumexp(logits, axis=1)
+    return jnp.where(keep, -jnp.log(jnp.sum(jnp.exp(logits), axis=1)), 0)
 
 
 def dora_keep(

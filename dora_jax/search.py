@@ -484,9 +484,17 @@ def close_round(
     prompt: Int[Array, ""] | int,
     *,
     budget=None,
+    freeze: bool = True,
 ) -> SearchState:
     """Steps 3–6: reallocate, re-slot (step 4: the next round's slot s continues survivor
-    parent[s], a gather), the ledger and the trace; a no-op once `state.done`."""
+    parent[s], a gather), the ledger and the trace; a no-op once `state.done`.
+
+    `freeze=False` skips the whole-state select that makes a round after the stop a no-op, for
+    loops that never run a round on a done state: `while_loop` (its condition reads `done`; under
+    `vmap`, `lax.while_loop` runs the body on every lane while any lane's condition holds and
+    keeps the old carry of the lanes whose condition is false, the same select) and `python_loop`
+    (one problem). `search_batch` runs every problem until all are done, so it freezes.
+    """
     counts, parent, next_alive = reallocate_any(
         state, plan, settled, config, rule, embed, truth, budget=budget
     )
@@ -503,6 +511,8 @@ def close_round(
         trace=record_trace(state.trace, plan, settled, counts, parent, next_alive, state.round),
         ledger=update_ledger(state.ledger, plan, settled, config, rule, prompt, state.round),
     )
+    if not freeze:
+        return new
     # Rounds after the stop change nothing.
     return jax.tree.map(lambda a, b: jnp.where(state.done, a, b), state, new)
 
@@ -518,9 +528,17 @@ def _no_truth(world: Any, rule_names: str) -> Callable[[], Float[Array, " N"]]:
 
 
 def search_round(
-    state: SearchState, problem: Any, world: World, config: SearchConfig, rule=0, *, budget=None
+    state: SearchState,
+    problem: Any,
+    world: World,
+    config: SearchConfig,
+    rule=0,
+    *,
+    budget=None,
+    freeze: bool = True,
 ) -> SearchState:
-    """One round of Algorithm 1 (a no-op once `state.done`) with rule `config.rules[rule]`.
+    """One round of Algorithm 1 (a no-op once `state.done`, unless `freeze=False`: see
+    `close_round`) with rule `config.rules[rule]`.
 
     The named steps: `plan_round`, `expand_and_score`, `append_finished`, then `close_round`
     (`reallocate_any`, the re-slot gather, `update_ledger`, `record_trace`). `search_batch`
@@ -547,7 +565,9 @@ def search_round(
     else:
         truth = _no_truth(world, _truth_readers(config))
     prompt = world.prompt_tokens(problem)
-    return close_round(state, plan, settled, config, rule, embed, truth, prompt, budget=budget)
+    return close_round(
+        state, plan, settled, config, rule, embed, truth, prompt, budget=budget, freeze=freeze
+    )
 
 
 def _truth_readers(config: SearchConfig) -> str:
@@ -623,9 +643,12 @@ def search(
     """
     state = init_state(key, problem, world, config, rule, budget=budget)
     rule = jnp.asarray(rule, jnp.int32)
+    # The built-in loops never run a round on a done problem (see `close_round`); an injected
+    # loop might, so it gets the no-op rounds.
+    freeze = loop not in (while_loop, python_loop)
 
     def round_fn(s):
-        return search_round(s, problem, world, config, rule, budget=budget)
+        return search_round(s, problem, world, config, rule, budget=budget, freeze=freeze)
 
     state = loop(state, round_fn, config.max_rounds)
     return finalize(state, config, budget=budget)
