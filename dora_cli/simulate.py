@@ -11,10 +11,15 @@ from typing import Annotated
 import typer
 
 from dora_cli._common import (
+    CoordinatorOption,
+    NumProcessesOption,
+    ProcessIdOption,
     check_budgets,
     check_count,
+    check_distributed,
     check_out,
     fail,
+    initialize_distributed,
     joined,
     methods_help,
     out_of_memory_is_one_line,
@@ -53,28 +58,16 @@ def simulate(
         Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
-    coordinator: Annotated[
-        str | None,
-        typer.Option(
-            envvar="DORA_COORDINATOR",
-            help="Multi-host: HOST:PORT of process 0's coordinator (docs/multihost.md).",
-        ),
-    ] = None,
-    num_processes: Annotated[
-        int | None,
-        typer.Option(envvar="DORA_NUM_PROCESSES", help="Multi-host: number of processes."),
-    ] = None,
-    process_id: Annotated[
-        int | None,
-        typer.Option(envvar="DORA_PROCESS_ID", help="Multi-host: this process's id, 0 … n−1."),
-    ] = None,
+    coordinator: CoordinatorOption = None,
+    num_processes: NumProcessesOption = None,
+    process_id: ProcessIdOption = None,
 ) -> None:
     """Monte Carlo search on a synthetic reasoning-tree world: methods × budgets × seeds."""
     from simulations import calibrate as calibrate_lib
     from simulations import spec as spec_lib
 
     # Before anything touches a device: jax.distributed must be initialized first.
-    distributed = _check_distributed(coordinator, num_processes, process_id)
+    distributed = check_distributed(coordinator, num_processes, process_id)
     if preset is not None and config is not None:
         fail("give --preset or --config, not both")
     overrides: dict[str, object] = {}
@@ -104,39 +97,8 @@ def simulate(
         spec = dataclasses.replace(spec, rules=calibrate_lib.with_kappa(spec.rules, kappa))
     check_out(out)
     if distributed is not None:
-        _initialize(*distributed)
+        initialize_distributed(*distributed)
     _run(spec, out, plots=plots, as_json=as_json)
-
-
-def _check_distributed(
-    coordinator: str | None, num_processes: int | None, process_id: int | None
-) -> tuple[str, int, int] | None:
-    """The multi-host settings, all three or none, checked (one line on a mistake)."""
-    given = (coordinator, num_processes, process_id)
-    if all(x is None for x in given):
-        return None
-    if any(x is None for x in given):
-        fail("multi-host needs all of --coordinator, --num-processes and --process-id")
-    assert coordinator is not None and num_processes is not None and process_id is not None
-    host, _, port = coordinator.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        fail(f"--coordinator must be HOST:PORT with a port in 1..65535, not {coordinator!r}")
-    if num_processes < 1:
-        fail(f"--num-processes must be at least 1, not {num_processes}")
-    if not 0 <= process_id < num_processes:
-        fail(f"--process-id must be in 0..{num_processes - 1}, not {process_id}")
-    return coordinator, num_processes, process_id
-
-
-def _initialize(coordinator: str, num_processes: int, process_id: int) -> None:
-    """Joins the `jax.distributed` run (blocks until every process has joined)."""
-    import jax
-
-    # CPU devices of different processes talk through gloo (no effect on GPU devices).
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
-    )
 
 
 def _with_overrides(spec, overrides: dict[str, object], *, named: bool):

@@ -65,7 +65,7 @@ def _shard(tree: Any, mesh: Mesh) -> Any:
     )
 
 
-def _gather(tree: Any) -> Any:
+def gather(tree: Any) -> Any:
     """A global result as host arrays of the whole batch, in every process (a collective: every
     process calls it, in the same order)."""
     if jax.process_count() == 1:
@@ -75,6 +75,14 @@ def _gather(tree: Any) -> Any:
 
 def padded_count(problems: int, devices: int) -> int:
     return -(-problems // devices) * devices
+
+
+def global_batch(spec: ExperimentSpec, seed: int, problems: int):
+    """One seed's batch of `problems` problems, padded to a multiple of the global device count
+    and sharded over every device (every process's, under `jax.distributed`); run a search on it
+    and `gather` the result."""
+    mesh = _mesh()
+    return _shard(make_batch(spec, seed, padded_count(problems, mesh.size)), mesh)
 
 
 def make_batch(spec: ExperimentSpec, seed: int, count: int):
@@ -150,12 +158,10 @@ def run(
     """Runs the whole grid; returns one record per (method, budget, seed), in that nesting
     (budgets outermost, in the spec's order). `on_record` and `progress` are called from the
     calling thread as runs finish (in completion order)."""
-    mesh = _mesh()
-    count = padded_count(spec.problems, mesh.size)
-    batches = {seed: _shard(make_batch(spec, seed, count), mesh) for seed in range(spec.seeds)}
+    batches = {seed: global_batch(spec, seed, spec.problems) for seed in range(spec.seeds)}
     versions = {
         "jax": jax.__version__,
-        "devices": mesh.size,
+        "devices": jax.device_count(),
         "processes": jax.process_count(),
         "platform": jax.devices()[0].platform,
     }
@@ -194,7 +200,7 @@ def run(
             compiled, compile_s = _timed_compile(spec, slots, batches[0])
             for budget, seed, (index, rule) in jobs(slots):
                 result, wall_s = _timed_run(compiled, batches[seed], index, budget)
-                finish(budget, seed, index, rule, compile_s, _gather(result), wall_s)
+                finish(budget, seed, index, rule, compile_s, gather(result), wall_s)
         return [records[k] for k in sorted(records)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
         # The largest search first: its compile and its runs are the longest jobs.

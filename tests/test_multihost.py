@@ -1,5 +1,6 @@
-"""`dora simulate` across processes (`jax.distributed`): two local processes give exactly the
-records of one process; the multi-host options are checked before any work."""
+"""`dora simulate` and `dora verify`'s Pareto claim across processes (`jax.distributed`): two
+local processes give exactly what one process gives; the multi-host options are checked before
+any work."""
 
 from __future__ import annotations
 
@@ -33,11 +34,15 @@ def _records(out: pathlib.Path) -> list[dict]:
 
 
 def _start(out: pathlib.Path, extra: list[str], env_extra: dict[str, str]) -> subprocess.Popen:
+    command = ["simulate", *TINY.split(), "--out", str(out)]
+    return _start_dora([*command, *extra], env_extra)
+
+
+def _start_dora(args: list[str], env_extra: dict[str, str]) -> subprocess.Popen:
     env = dict(os.environ, DORA_JAX_CACHE="off", **env_extra)
     env.pop("XLA_FLAGS", None)  # one CPU device per process
-    command = [sys.executable, "-m", "dora_cli", "simulate", *TINY.split(), "--out", str(out)]
     return subprocess.Popen(
-        [*command, *extra],
+        [sys.executable, "-m", "dora_cli", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -91,6 +96,39 @@ def test_two_processes_give_the_records_of_one(tmp_path):
     assert records == _records(one)
 
 
+def _without_timing(value):
+    if isinstance(value, dict):
+        return {k: _without_timing(v) for k, v in value.items() if k not in ("wall_s", "seconds")}
+    if isinstance(value, list):
+        return [_without_timing(v) for v in value]
+    return value
+
+
+@pytest.mark.slow
+def test_pareto_claim_on_two_processes_equals_one():
+    """`dora verify`'s Pareto claim (§4.3, Table 1) runs its simulated batches across processes."""
+    claim = ["verify", "--only", "pareto", "--fast", "--json"]
+    coordinator = f"127.0.0.1:{_free_port()}"
+    processes = [
+        _start_dora(
+            [*claim, "--coordinator", coordinator, "--num-processes", "2", "--process-id", str(i)],
+            {},
+        )
+        for i in (0, 1)
+    ]
+    finished = _finish(processes)
+    for rank, (code, _, err) in enumerate(finished):
+        assert code == 0, f"process {rank}: {err[-2000:]}"
+    assert "pareto" not in finished[1][1]  # process 0 alone prints
+    [(code, alone, err)] = _finish([_start_dora(claim, {})])
+    assert code == 0, err[-2000:]
+    two = json.loads(finished[0][1].strip().splitlines()[-1])
+    one = json.loads(alone.strip().splitlines()[-1])
+    assert one[0]["claim_id"] == "pareto" and one[0]["verdict"] in ("holds", "fails")
+    assert _without_timing(two) == _without_timing(one)
+
+
+@pytest.mark.parametrize("command", ["simulate", "verify"])
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -101,10 +139,10 @@ def test_two_processes_give_the_records_of_one(tmp_path):
         (["--coordinator", "h:1234", "--num-processes", "2", "--process-id", "2"], "0..1"),
     ],
 )
-def test_multihost_bad_input_is_one_line(tmp_path, capsys, monkeypatch, args, message):
+def test_multihost_bad_input_is_one_line(tmp_path, capsys, monkeypatch, command, args, message):
     for name in ("DORA_COORDINATOR", "DORA_NUM_PROCESSES", "DORA_PROCESS_ID"):
         monkeypatch.delenv(name, raising=False)
-    code = main(["simulate", *args, "--out", str(tmp_path / "never")])
+    code = main([command, *args, "--out", str(tmp_path / "never")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0]
     assert not (tmp_path / "never").exists()
