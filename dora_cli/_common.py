@@ -11,7 +11,9 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
 
 import dora_jax
 
@@ -240,3 +242,53 @@ def out_of_memory_is_one_line(hint: str) -> Iterator[None]:
         if "RESOURCE_EXHAUSTED" not in str(error):
             raise  # a bug: keep the traceback
         raise RunError(f"out of memory ({first_line(error)}); {hint}") from None
+
+
+# --- multi-host (jax.distributed; docs/multihost.md) ---------------------------------------
+
+CoordinatorOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="DORA_COORDINATOR",
+        help="Multi-host: HOST:PORT of process 0's coordinator (docs/multihost.md).",
+    ),
+]
+NumProcessesOption = Annotated[
+    int | None,
+    typer.Option(envvar="DORA_NUM_PROCESSES", help="Multi-host: number of processes."),
+]
+ProcessIdOption = Annotated[
+    int | None,
+    typer.Option(envvar="DORA_PROCESS_ID", help="Multi-host: this process's id, 0 … n−1."),
+]
+
+
+def check_distributed(
+    coordinator: str | None, num_processes: int | None, process_id: int | None
+) -> tuple[str, int, int] | None:
+    """The multi-host settings, all three or none, checked (one line on a mistake)."""
+    given = (coordinator, num_processes, process_id)
+    if all(x is None for x in given):
+        return None
+    if any(x is None for x in given):
+        fail("multi-host needs all of --coordinator, --num-processes and --process-id")
+    assert coordinator is not None and num_processes is not None and process_id is not None
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--coordinator must be HOST:PORT with a port in 1..65535, not {coordinator!r}")
+    if num_processes < 1:
+        fail(f"--num-processes must be at least 1, not {num_processes}")
+    if not 0 <= process_id < num_processes:
+        fail(f"--process-id must be in 0..{num_processes - 1}, not {process_id}")
+    return coordinator, num_processes, process_id
+
+
+def initialize_distributed(coordinator: str, num_processes: int, process_id: int) -> None:
+    """Joins the `jax.distributed` run (blocks until every process has joined)."""
+    import jax
+
+    # CPU devices of different processes talk through gloo (no effect on GPU devices).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+    )

@@ -11,10 +11,15 @@ from typing import Annotated
 import typer
 
 from dora_cli._common import (
+    CoordinatorOption,
+    NumProcessesOption,
+    ProcessIdOption,
     check_budgets,
     check_count,
+    check_distributed,
     check_out,
     fail,
+    initialize_distributed,
     joined,
     methods_help,
     out_of_memory_is_one_line,
@@ -53,11 +58,16 @@ def simulate(
         Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+    coordinator: CoordinatorOption = None,
+    num_processes: NumProcessesOption = None,
+    process_id: ProcessIdOption = None,
 ) -> None:
     """Monte Carlo search on a synthetic reasoning-tree world: methods × budgets × seeds."""
     from simulations import calibrate as calibrate_lib
     from simulations import spec as spec_lib
 
+    # Before anything touches a device: jax.distributed must be initialized first.
+    distributed = check_distributed(coordinator, num_processes, process_id)
     if preset is not None and config is not None:
         fail("give --preset or --config, not both")
     overrides: dict[str, object] = {}
@@ -86,6 +96,8 @@ def simulate(
             fail(str(error))
         spec = dataclasses.replace(spec, rules=calibrate_lib.with_kappa(spec.rules, kappa))
     check_out(out)
+    if distributed is not None:
+        initialize_distributed(*distributed)
     _run(spec, out, plots=plots, as_json=as_json)
 
 
@@ -117,7 +129,14 @@ def _run(spec, out: Path, *, plots: bool, as_json: bool) -> None:
         previous = {}
     total = len(spec.budgets) * spec.seeds * len(spec.rules)
     start = time.perf_counter()
+    import jax
+
     with out_of_memory_is_one_line("lower --problems, --budgets or --max-rounds"):
+        if jax.process_index() != 0:
+            # Multi-host: every process runs the grid and holds every record; process 0 alone
+            # writes and prints.
+            runner.run(spec)
+            return
         with progress_bar() as bar:
             task = bar.add_task(f"simulating ({spec.world_name})", total=total)
             records = runner.run(

@@ -10,10 +10,15 @@ from typing import Annotated
 import typer
 
 from dora_cli._common import (
+    CoordinatorOption,
+    NumProcessesOption,
+    ProcessIdOption,
     RunError,
+    check_distributed,
     check_out,
     claim_names,
     fail,
+    initialize_distributed,
     progress_bar,
     split_list,
     unique,
@@ -42,12 +47,16 @@ def verify(
         Path | None, typer.Option(help="Write report.md, verdicts.json and PNG figures here.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict records.")] = False,
+    coordinator: CoordinatorOption = None,
+    num_processes: NumProcessesOption = None,
+    process_id: ProcessIdOption = None,
 ) -> None:
     """Check the paper's claims numerically: each claim declares its quantity, region and
     tolerance before measuring, and is judged holds, holds-approximately, fails or
     inconclusive."""
     from theory import CLAIM_IDS
 
+    distributed = check_distributed(coordinator, num_processes, process_id)
     if thorough and fast:
         fail("--thorough and --fast exclude each other")
     ids = None if only is None else unique(split_list(only, "--only"), "--only")
@@ -57,11 +66,20 @@ def verify(
             fail(f"unknown claim id(s) {', '.join(unknown)}; choose from {', '.join(CLAIM_IDS)}")
     if out is not None:
         check_out(out)
+    if distributed is not None:
+        initialize_distributed(*distributed)
     from theory import runner
 
     mode = "thorough" if thorough else "fast" if fast else "default"
     total = (len(ids) if ids is not None else len(CLAIM_IDS)) * (2 if controls else 1)
     start, cpu = time.perf_counter(), time.process_time()
+    import jax
+
+    if jax.process_index() != 0:
+        # Multi-host: the simulated claims' batches span every process; process 0 alone writes
+        # and prints.
+        runner.run(ids, mode=mode, controls=controls)
+        return
     with progress_bar() as bar:
         task = bar.add_task(f"verifying ({mode})", total=total)
         done = {"n": 0}

@@ -2,7 +2,11 @@
 
 Pairing: for a seed s, the P problems and the search keys are the same for every method and every
 budget, so method differences are paired (their variance excludes the problem-to-problem spread).
-The batch of problems is sharded over all visible devices (`jax.sharding`).
+The batch of problems is sharded over all visible devices (`jax.sharding`). Across processes
+(`jax.distributed`, one per host), the mesh spans every process's devices: each process builds the
+rows its own devices hold (problems come from (seed, index) alone, so every process derives the
+same batch), all run the same compiled search on the global batch, and the per-problem results are
+gathered to every process, so the records equal a single process's.
 
 Compilation: one compiled, vmapped search serves every method (the rule index is a runtime
 argument) and every budget of one slot count (`slots_for`: a budget runs in the smallest of
@@ -26,6 +30,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from backends.files import atomic_write, jsonl_text
@@ -47,12 +52,37 @@ def _mesh() -> Mesh:
 
 
 def _shard(tree: Any, mesh: Mesh) -> Any:
+    """`tree` (every leaf [P, ...], the same in every process) sharded over the mesh's problems.
+
+    Across processes each process places only the rows of its own devices: a global array is
+    assembled from per-device pieces, never sent from one process to another.
+    """
     sharding = NamedSharding(mesh, PartitionSpec("problems"))
-    return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+    if jax.process_count() == 1:
+        return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+    return jax.tree.map(
+        lambda x: jax.make_array_from_callback(x.shape, sharding, x.__getitem__), tree
+    )
+
+
+def gather(tree: Any) -> Any:
+    """A global result as host arrays of the whole batch, in every process (a collective: every
+    process calls it, in the same order)."""
+    if jax.process_count() == 1:
+        return tree
+    return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def padded_count(problems: int, devices: int) -> int:
     return -(-problems // devices) * devices
+
+
+def global_batch(spec: ExperimentSpec, seed: int, problems: int):
+    """One seed's batch of `problems` problems, padded to a multiple of the global device count
+    and sharded over every device (every process's, under `jax.distributed`); run a search on it
+    and `gather` the result."""
+    mesh = _mesh()
+    return _shard(make_batch(spec, seed, padded_count(problems, mesh.size)), mesh)
 
 
 def make_batch(spec: ExperimentSpec, seed: int, count: int):
@@ -128,14 +158,50 @@ def run(
     """Runs the whole grid; returns one record per (method, budget, seed), in that nesting
     (budgets outermost, in the spec's order). `on_record` and `progress` are called from the
     calling thread as runs finish (in completion order)."""
-    mesh = _mesh()
-    count = padded_count(spec.problems, mesh.size)
-    batches = {seed: _shard(make_batch(spec, seed, count), mesh) for seed in range(spec.seeds)}
-    versions = {"jax": jax.__version__, "devices": mesh.size, "platform": jax.devices()[0].platform}
+    batches = {seed: global_batch(spec, seed, spec.problems) for seed in range(spec.seeds)}
+    versions = {
+        "jax": jax.__version__,
+        "devices": jax.device_count(),
+        "processes": jax.process_count(),
+        "platform": jax.devices()[0].platform,
+    }
     budgets_of: dict[int, list[int]] = {}
     for budget in spec.budgets:
         budgets_of.setdefault(slots_for(budget), []).append(budget)
     records: dict[tuple[int, int, int], dict[str, Any]] = {}
+
+    def finish(budget, seed, index, rule, compile_s, result, wall_s) -> None:
+        record = {
+            "method": rule.label,
+            "budget": budget,
+            "seed": seed,
+            **summarize(result, spec, spec.problems),
+            "problems": spec.problems,
+            "world": spec.world_name,
+            "wall_s": wall_s,
+            "compile_s": compile_s,
+            "versions": versions,
+        }
+        records[(spec.budgets.index(budget), seed, index)] = record
+        if on_record:
+            on_record(record)
+        if progress:
+            progress(f"{rule.label} N={budget} seed={seed}")
+
+    def jobs(slots: int):
+        return itertools.product(
+            sorted(budgets_of[slots], reverse=True), range(spec.seeds), enumerate(spec.rules)
+        )
+
+    if jax.process_count() > 1:
+        # Every process must issue the same collectives (the gathers) in the same order, so the
+        # grid runs in one fixed order, without the thread pool's completion order.
+        for slots in sorted(budgets_of, reverse=True):
+            compiled, compile_s = _timed_compile(spec, slots, batches[0])
+            for budget, seed, (index, rule) in jobs(slots):
+                result, wall_s = _timed_run(compiled, batches[seed], index, budget)
+                finish(budget, seed, index, rule, compile_s, gather(result), wall_s)
+        return [records[k] for k in sorted(records)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
         # The largest search first: its compile and its runs are the longest jobs.
         compiling = {
@@ -151,33 +217,13 @@ def run(
             for future in done:
                 if future in compiling:
                     compiled, compile_s = future.result()
-                    for budget, seed, (index, rule) in itertools.product(
-                        sorted(budgets_of[compiling[future]], reverse=True),
-                        range(spec.seeds),
-                        enumerate(spec.rules),
-                    ):
+                    for budget, seed, (index, rule) in jobs(compiling[future]):
                         job = pool.submit(_timed_run, compiled, batches[seed], index, budget)
                         running[job] = (budget, seed, index, rule, compile_s)
                         pending.add(job)
                     continue
                 budget, seed, index, rule, compile_s = running.pop(future)
-                result, wall_s = future.result()
-                record = {
-                    "method": rule.label,
-                    "budget": budget,
-                    "seed": seed,
-                    **summarize(result, spec, spec.problems),
-                    "problems": spec.problems,
-                    "world": spec.world_name,
-                    "wall_s": wall_s,
-                    "compile_s": compile_s,
-                    "versions": versions,
-                }
-                records[(spec.budgets.index(budget), seed, index)] = record
-                if on_record:
-                    on_record(record)
-                if progress:
-                    progress(f"{rule.label} N={budget} seed={seed}")
+                finish(budget, seed, index, rule, compile_s, *future.result())
     return [records[k] for k in sorted(records)]
 
 
@@ -190,7 +236,8 @@ def _timed_compile(spec: ExperimentSpec, slots: int, batch):
 def _timed_run(compiled, batch, index: int, budget: int):
     problems, keys = batch
     start = time.perf_counter()
-    result = jax.block_until_ready(compiled(keys, problems, jnp.int32(index), jnp.int32(budget)))
+    # NumPy scalars: a process-local jax array is not a valid input beside global ones.
+    result = jax.block_until_ready(compiled(keys, problems, np.int32(index), np.int32(budget)))
     return result, time.perf_counter() - start
 
 

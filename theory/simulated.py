@@ -14,7 +14,7 @@ import functools
 from typing import Any
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
 from dora_jax import world as world_lib
 from dora_jax.search import Rule
@@ -51,12 +51,14 @@ def _spec(config: world_lib.WorldConfig, problems: int, max_rounds: int) -> Expe
 @functools.cache
 def _compiled(config: world_lib.WorldConfig, slots: int, problems: int, max_rounds: int):
     spec = _spec(config, problems, max_rounds)
-    return runner.compile_search(spec, slots, runner.make_batch(spec, 0, problems))
+    return runner.compile_search(spec, slots, runner.global_batch(spec, 0, problems))
 
 
 @functools.cache
 def _batch(config: world_lib.WorldConfig, seed: int, problems: int, max_rounds: int):
-    return runner.make_batch(_spec(config, problems, max_rounds), seed, problems)
+    # Sharded over every device (every process's under jax.distributed; padding rows dropped
+    # by `runner.summarize`).
+    return runner.global_batch(_spec(config, problems, max_rounds), seed, problems)
 
 
 @functools.cache
@@ -70,8 +72,8 @@ def _run(
     spec = _spec(config, problems, max_rounds)
     problems_b, keys = _batch(config, seed, problems, max_rounds)
     fn = _compiled(config, runner.slots_for(budget), problems, max_rounds)
-    result = fn(keys, problems_b, jnp.int32(INDEX[method]), jnp.int32(budget))
-    return runner.summarize(jax.block_until_ready(result), spec, problems)
+    result = fn(keys, problems_b, np.int32(INDEX[method]), np.int32(budget))
+    return runner.summarize(runner.gather(jax.block_until_ready(result)), spec, problems)
 
 
 def runs(
