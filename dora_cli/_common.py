@@ -212,6 +212,23 @@ def joined(values: Sequence[object]) -> str:
     return ",".join(str(v) for v in values)
 
 
+def _paper_grid_options():
+    """--methods and --budgets as `simulate` and `bench` declare them (the paper's grid)."""
+    from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
+
+    methods = Annotated[str | None, typer.Option(help=methods_help(PAPER_METHODS))]
+    budgets = Annotated[
+        str | None,
+        typer.Option(
+            help=f"Comma-separated budgets N, each once (default {joined(PAPER_BUDGETS)})."
+        ),
+    ]
+    return methods, budgets
+
+
+MethodsOption, BudgetsOption = _paper_grid_options()
+
+
 # ---------------------------------------------------------------------------------------------
 # Output
 

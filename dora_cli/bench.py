@@ -12,14 +12,14 @@ from typing import Annotated
 import typer
 
 from dora_cli._common import (
+    BudgetsOption,
+    MethodsOption,
     RunError,
     check_budgets,
     check_count,
     check_out,
     fail,
     first_line,
-    joined,
-    methods_help,
     parse_budgets,
     parse_methods,
     progress_bar,
@@ -62,16 +62,8 @@ def bench(
             "with the package)."
         ),
     ] = None,
-    methods: Annotated[
-        str | None,
-        typer.Option(help=methods_help(PAPER_METHODS)),
-    ] = None,
-    budgets: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Comma-separated budgets N, each once (default {joined(PAPER_BUDGETS)})."
-        ),
-    ] = None,
+    methods: MethodsOption = None,
+    budgets: BudgetsOption = None,
     seeds: Annotated[int | None, typer.Option(help="Seeds 0..S-1 (default 1).")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first P problems.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Problems per engine batch.")] = None,

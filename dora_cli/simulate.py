@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from dora_cli._common import (
+    BudgetsOption,
     CoordinatorOption,
+    MethodsOption,
     NumProcessesOption,
     ProcessIdOption,
     check_budgets,
@@ -20,15 +22,12 @@ from dora_cli._common import (
     check_out,
     fail,
     initialize_distributed,
-    joined,
-    methods_help,
     out_of_memory_is_one_line,
     parse_budgets,
     parse_methods,
     preset_names,
     progress_bar,
 )
-from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
 
 
 def simulate(
@@ -37,16 +36,8 @@ def simulate(
         typer.Option(help=f"World preset: {preset_names()} (default paper-like)."),
     ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML experiment file (see README).")] = None,
-    methods: Annotated[
-        str | None,
-        typer.Option(help=methods_help(PAPER_METHODS)),
-    ] = None,
-    budgets: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Comma-separated budgets N, each once (default {joined(PAPER_BUDGETS)})."
-        ),
-    ] = None,
+    methods: MethodsOption = None,
+    budgets: BudgetsOption = None,
     problems: Annotated[int | None, typer.Option(help="Problems P per seed (default 200).")] = None,
     seeds: Annotated[int | None, typer.Option(help="Seeds S (default 1).")] = None,
     max_rounds: Annotated[int | None, typer.Option(help="T_max (default 40).")] = None,

@@ -18,7 +18,7 @@ import functools
 import itertools
 import math
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -323,38 +323,27 @@ def findings(path: Path | str | None = None) -> list[Finding]:
     return rows
 
 
+def _grid(rows, axes: tuple[tuple[str, tuple[Any, ...]], ...]) -> Grid:
+    """Rows as arrays over `axes` ((field, ordered values), ...): each row's value and precision
+    at the index of its fields."""
+    values = np.empty(tuple(len(order) for _, order in axes))
+    precision = np.empty_like(values)
+    for r in rows:
+        i = tuple(order.index(getattr(r, field)) for field, order in axes)
+        values[i], precision[i] = r.value, r.precision
+    return Grid(values, precision, axes)
+
+
 def fig3_grid(metric: str = "accuracy") -> Grid:
     """Fig. 3 as arrays [model, dataset, method, N], in the order of MODELS, DATASETS, METHODS,
     BUDGETS."""
     if metric not in METRICS:
         raise ValueError(f"metric {metric!r} is not one of {', '.join(METRICS)}")
     axes = (("model", MODELS), ("dataset", DATASETS), ("method", METHODS), ("budget", BUDGETS))
-    values = np.empty((len(MODELS), len(DATASETS), len(METHODS), len(BUDGETS)))
-    precision = np.empty_like(values)
-    for r in fig3():
-        if r.metric == metric:
-            i = (
-                MODELS.index(r.model),
-                DATASETS.index(r.dataset),
-                METHODS.index(r.method),
-                BUDGETS.index(r.budget),
-            )
-            values[i], precision[i] = r.value, r.precision
-    return Grid(values, precision, axes)
+    return _grid([r for r in fig3() if r.metric == metric], axes)
 
 
 def fig4_grid() -> Grid:
     """Fig. 4 as arrays [model, level, method, N] (order of MODELS, LEVELS, METHODS, BUDGETS)."""
     axes = (("model", MODELS), ("level", LEVELS), ("method", METHODS), ("budget", BUDGETS))
-    values = np.empty((len(MODELS), len(LEVELS), len(METHODS), len(BUDGETS)))
-    precision = np.empty_like(values)
-    for r in fig4():
-        assert r.level is not None
-        i = (
-            MODELS.index(r.model),
-            LEVELS.index(r.level),
-            METHODS.index(r.method),
-            BUDGETS.index(r.budget),
-        )
-        values[i], precision[i] = r.value, r.precision
-    return Grid(values, precision, axes)
+    return _grid(fig4(), axes)

@@ -519,21 +519,13 @@ TABLE1_RATIO = TABLE1["rebase"]["total"] / TABLE1["dora"]["total"]  # 3.49
     },
 )
 def check_table1_flops(region, control):
-    from dora_jax import world as world_lib
     from theory import simulated
 
     n = region["N"]
     quarter = n if control else n // 4
     ratios, shares = [], []
     for seed in range(region["seeds"]):
-        got = simulated.runs(
-            world_lib.preset("paper-like"),
-            [("rebase", n), ("dora", quarter)],
-            seed=seed,
-            problems=region["problems"],
-            max_rounds=region["max_rounds"],
-        )
-        reb, dora = got["rebase", n], got["dora", quarter]
+        reb, dora = simulated.table1_pair(region, seed, quarter)
         ratios.append(reb["flops"]["total"] / dora["flops"]["total"])
         shares.append(
             (reb["flops"]["prm"] / reb["flops"]["total"],

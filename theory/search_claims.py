@@ -165,14 +165,7 @@ def table1_latency(region, control):
     cost = 0.0 if control else ROUND_COST_S
     ratios, parts = [], []
     for seed in range(region["seeds"]):
-        got = simulated.runs(
-            world_lib.preset("paper-like"),
-            [("rebase", n), ("dora", quarter)],
-            seed=seed,
-            problems=region["problems"],
-            max_rounds=region["max_rounds"],
-        )
-        reb, dora = got["rebase", n], got["dora", quarter]
+        reb, dora = simulated.table1_pair(region, seed, quarter)
         lat_reb, lat_dora = latency_s(reb, round_cost_s=cost), latency_s(dora, round_cost_s=cost)
         ratios.append(lat_reb / lat_dora)
         parts.append(

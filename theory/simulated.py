@@ -89,3 +89,19 @@ def runs(
         (method, budget): _run(config, method, budget, seed, problems, max_rounds)
         for method, budget in wanted
     }
+
+
+def table1_pair(
+    region: dict[str, Any], seed: int, dora_budget: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Table 1's pair in the paper-like world: (REBASE at region["N"], DORA at `dora_budget`)
+    summaries for one seed (shared, memoized runs: do not modify them)."""
+    n = region["N"]
+    got = runs(
+        world_lib.preset("paper-like"),
+        [("rebase", n), ("dora", dora_budget)],
+        seed=seed,
+        problems=region["problems"],
+        max_rounds=region["max_rounds"],
+    )
+    return got["rebase", n], got["dora", dora_budget]
