@@ -56,7 +56,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.scipy.special import gammaln
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from dora_jax import voting
@@ -218,7 +217,10 @@ def leader_posterior(
     total = jnp.sum(jnp.where(same, scores[None, :].astype(jnp.float32), 0.0), axis=1)
     mean = jnp.clip(total / jnp.maximum(count, 1.0), _EPS, 1.0 - _EPS)
     a, b = kappa * mean, kappa * (1.0 - mean)
-    log_rho = gammaln(a + count) - gammaln(a) - gammaln(b + count) + gammaln(b)
+    # Σ_{r<n} log((a + r)/(b + r)) term by term: gammaln differences lose digits at large κ.
+    r = jnp.arange(answers.shape[0], dtype=jnp.float32)[None, :]
+    steps = jnp.log(a[:, None] + r) - jnp.log(b[:, None] + r)
+    log_rho = jnp.sum(jnp.where(r < count[:, None], steps, 0.0), axis=1)
     # One term per distinct answer: its first eligible solution represents it.
     earlier = jnp.tril(same, k=-1)
     first = eligible & ~jnp.any(earlier, axis=1)
