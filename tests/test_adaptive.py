@@ -80,10 +80,9 @@ def test_disabled_is_the_engine_bit_for_bit(rule):
     problems, keys = _batch()
     want = _engine()(keys, problems, jnp.int32(rule), jnp.int32(N))
     got, record = _run(rule, Adaptive())
-    for path, a, b in zip(
-        jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(want), jax.tree.leaves(got)
-    ):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path[0]))
+    paths = jax.tree_util.tree_leaves_with_path(want)
+    for (path, a), b in zip(paths, jax.tree.leaves(got), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
     assert np.all(np.asarray(record.reason) != SETTLED)
     # At most N wide throughout: the pool never widens anyone at cap 1.
     assert int(np.asarray(record.width).max()) == N
