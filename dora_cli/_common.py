@@ -309,3 +309,67 @@ def initialize_distributed(coordinator: str, num_processes: int, process_id: int
     jax.distributed.initialize(
         coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
     )
+
+
+# --- adaptive compute (dora_jax.adaptive; simulate and bench) -------------------------------
+
+StopThresholdOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Adaptive: stop a problem when P(its vote's leader is correct) ≥ this, in (0, 1)."
+    ),
+]
+StopPriceOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Adaptive: stop a problem when 1 − P(leader correct) ≤ this × the next round's "
+        "rollouts (accuracy per rollout, ≥ 0)."
+    ),
+]
+StopKappaOption = Annotated[
+    float | None, typer.Option(help="Adaptive: κ of the stopping posterior (default 15).")
+]
+PoolCapOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Adaptive: the batch shares P·N slots per round; a running problem may take up to "
+        "this × N (an integer ≥ 1; default 1)."
+    ),
+]
+MinVotesOption = Annotated[
+    int | None,
+    typer.Option(help="Adaptive: finished solutions needed before an early stop (default 2)."),
+]
+
+
+def adaptive_from(
+    base: object | None,
+    threshold: float | None,
+    price: float | None,
+    kappa: float | None,
+    cap: int | None,
+    min_votes: int | None,
+):
+    """The adaptive settings: `base` (a spec's, or None) with the given flags in place; None when
+    neither gives any. A bad setting is one line (exit 2), before any work."""
+    import dataclasses
+
+    from dora_jax.adaptive import Adaptive, AdaptiveError
+
+    flags = {
+        "threshold": threshold,
+        "price": price,
+        "kappa": kappa,
+        "cap": cap,
+        "min_votes": min_votes,
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    if base is None and not given:
+        return None
+    try:
+        if base is None:
+            return Adaptive(**given)
+        assert isinstance(base, Adaptive)
+        return dataclasses.replace(base, **given)
+    except AdaptiveError as error:
+        fail(str(error))

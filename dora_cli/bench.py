@@ -14,7 +14,13 @@ import typer
 from dora_cli._common import (
     BudgetsOption,
     MethodsOption,
+    MinVotesOption,
+    PoolCapOption,
     RunError,
+    StopKappaOption,
+    StopPriceOption,
+    StopThresholdOption,
+    adaptive_from,
     check_budgets,
     check_count,
     check_out,
@@ -96,6 +102,11 @@ def bench(
         Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+    stop_threshold: StopThresholdOption = None,
+    stop_price: StopPriceOption = None,
+    stop_kappa: StopKappaOption = None,
+    pool_cap: PoolCapOption = None,
+    min_votes: MinVotesOption = None,
 ) -> None:
     """The search on MATH500 / AIME: simulated or with a real model stack; resumable."""
     from backends import datasets
@@ -127,6 +138,12 @@ def bench(
     }
     flags.update({name: value for name, value in given.items() if value is not None})
     check_out(out)
+    adaptive = adaptive_from(None, stop_threshold, stop_price, stop_kappa, pool_cap, min_votes)
+    if adaptive is not None and backend != "sim":
+        fail(
+            "adaptive compute (--stop-threshold, --stop-price, --pool-cap) runs on "
+            "--backend sim only"
+        )
     if backend == "replay" and bank is None:
         fail("--backend replay needs --bank BANK (a bank written with --record)")
     if bank is not None and backend != "replay":
@@ -182,6 +199,7 @@ def bench(
             batch_size=settings.get("batch_size"),
             model_sizes=rec.models,
             backend_settings=_backend_settings(backend, rec, bank),
+            adaptive=adaptive,
         )
     except bench_lib.BenchError as error:
         fail(str(error))

@@ -14,8 +14,14 @@ from dora_cli._common import (
     BudgetsOption,
     CoordinatorOption,
     MethodsOption,
+    MinVotesOption,
     NumProcessesOption,
+    PoolCapOption,
     ProcessIdOption,
+    StopKappaOption,
+    StopPriceOption,
+    StopThresholdOption,
+    adaptive_from,
     check_budgets,
     check_count,
     check_distributed,
@@ -49,6 +55,11 @@ def simulate(
         Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+    stop_threshold: StopThresholdOption = None,
+    stop_price: StopPriceOption = None,
+    stop_kappa: StopKappaOption = None,
+    pool_cap: PoolCapOption = None,
+    min_votes: MinVotesOption = None,
     coordinator: CoordinatorOption = None,
     num_processes: NumProcessesOption = None,
     process_id: ProcessIdOption = None,
@@ -80,6 +91,11 @@ def simulate(
     except spec_lib.SpecError as error:
         fail(str(error))
     check_budgets(spec.budgets)  # a config file's budgets too
+    adaptive = adaptive_from(
+        spec.adaptive, stop_threshold, stop_price, stop_kappa, pool_cap, min_votes
+    )
+    if adaptive is not spec.adaptive:
+        spec = dataclasses.replace(spec, adaptive=adaptive)
     if kappa_from is not None:
         try:
             kappa = calibrate_lib.load_kappa(kappa_from)
@@ -103,6 +119,7 @@ def _with_overrides(spec, overrides: dict[str, object], *, named: bool):
         "seeds": spec.seeds,
         "max_rounds": spec.max_rounds,
         "policy": spec.policy,
+        "adaptive": spec.adaptive,
     }
     current.update(overrides)
     rebuilt = spec_lib.build_spec(world=spec.world_name if named else "paper-like", **current)
@@ -155,8 +172,30 @@ def _run(spec, out: Path, *, plots: bool, as_json: bool) -> None:
         f"T_max = {spec.max_rounds}, {elapsed:.1f} s"
     )
     typer.echo(report.table(rows))
+    if spec.adaptive is not None:
+        typer.echo("\n" + _adaptive_lines(spec.adaptive, records))
     labels = [r.label for r in spec.rules]
     if "rebase" in labels and len(labels) > 1:
         differences = report.paired_differences(records, "rebase")
         typer.echo("\n" + report.differences_table(differences, "rebase"))
     typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))
+
+
+def _adaptive_lines(adaptive, records) -> str:
+    """What the adaptive decisions did, one line per (method, N), seeds pooled."""
+    import numpy as np
+
+    settings = ", ".join(f"{k}={v}" for k, v in adaptive.describe().items() if v is not None)
+    lines = [f"adaptive ({settings}): stopped early = by the posterior or the price"]
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["budget"]), []).append(r["adaptive"])
+    for (method, budget), rows in groups.items():
+        early = np.mean([a["stopped"]["settled"] + a["stopped"]["price"] for a in rows])
+        stop_round = np.mean([a["stop_round"] for a in rows])
+        widest = np.mean([a["max_width"] for a in rows])
+        lines.append(
+            f"  {method:<22} N={budget:<4} stopped early {100 * early:5.1f}%, "
+            f"mean stop round {stop_round:.1f}, mean widest {widest:.1f} slots"
+        )
+    return "\n".join(lines)

@@ -47,6 +47,7 @@ import numpy as np
 
 from backends.datasets import Problem
 from backends.files import JsonlError, append_jsonl, atomic_write, jsonl_text, read_jsonl
+from dora_jax import adaptive as adaptive_lib
 from dora_jax import ledger as ledger_lib
 from dora_jax import world as world_lib
 from dora_jax.search import (
@@ -82,6 +83,9 @@ class BenchSpec:
     # What else defines a host backend's samples (model paths, sampling settings, toy knobs): it
     # enters the run's fingerprint only.
     backend_settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Adaptive compute (sim backend): each batch is one pool of P·N slots per round, so records
+    # depend on the batch size, which then enters the fingerprint.
+    adaptive: adaptive_lib.Adaptive | None = None
 
     def __post_init__(self):
         if not self.problems:
@@ -104,6 +108,11 @@ class BenchSpec:
         ids = [p.id for p in self.problems]
         if len(set(ids)) != len(ids):
             raise BenchError("problem ids repeat")
+        if self.adaptive is not None and self.backend != "sim":
+            raise BenchError(
+                "adaptive compute (--stop-threshold, --stop-price, --pool-cap) runs on "
+                "--backend sim only"
+            )
 
     def units(self) -> list[tuple[str, int, int]]:
         """(method label, budget, seed) groups in run order."""
@@ -138,6 +147,11 @@ def fingerprint(spec: BenchSpec) -> dict[str, Any]:
             "world": dataclasses.asdict(spec.world) if spec.backend == "sim" else None,
             "backend_settings": spec.backend_settings,
             "model_sizes": dataclasses.asdict(spec.model_sizes),
+            **(
+                {"adaptive": spec.adaptive.describe(), "batch_size": spec.batch_size}
+                if spec.adaptive is not None
+                else {}
+            ),
         }
     )
 
@@ -242,7 +256,28 @@ def _sim_search(world: world_lib.WorldConfig, budget: int, rules, max_rounds: in
     ), synthetic
 
 
+@functools.lru_cache(maxsize=16)
+def _sim_pooled(world: world_lib.WorldConfig, slots: int, rules, max_rounds: int):
+    """The adaptive search (`dora_jax.adaptive.search_pooled`) with `slots` slots per problem."""
+    synthetic = SyntheticWorld(world)
+    config = SearchConfig(slots, rules, max_rounds)
+    return jax.jit(
+        lambda k, pr, i, params: adaptive_lib.search_pooled(
+            k, pr, synthetic, config, params, rule=i
+        )
+    ), synthetic
+
+
 def _run_sim(spec: BenchSpec, rule_index: int, budget: int, seed: int, batch, size: int):
+    if spec.adaptive is not None:
+        # No padding: a padded row would take a share of the pool.
+        fn, world = _sim_pooled(
+            spec.world, spec.adaptive.slots(budget), spec.rules, spec.max_rounds
+        )
+        keys = jnp.stack([problem_key(seed, p.id) for p in batch])
+        problems = jax.vmap(world.sample_problem)(jnp.stack([problem_key(-1, p.id) for p in batch]))
+        result, _ = fn(keys, problems, jnp.int32(rule_index), spec.adaptive.params(budget))
+        return jax.tree.map(np.asarray, jax.block_until_ready(result)), None
     fn, world = _sim_search(spec.world, budget, spec.rules, spec.max_rounds)
     # Pad to the batch size (repeating the last problem) so every batch has one shape.
     padded = list(batch) + [batch[-1]] * (size - len(batch))

@@ -34,6 +34,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from backends.files import atomic_write, jsonl_text
+from dora_jax import adaptive as adaptive_lib
 from dora_jax import ledger as ledger_lib
 from dora_jax.search import SearchConfig, SyntheticWorld, search
 from simulations.spec import ExperimentSpec
@@ -103,9 +104,19 @@ def slots_for(budget: int) -> int:
 
 
 def compile_search(spec: ExperimentSpec, slots: int, batch):
-    """The vmapped search with `slots` slots: (keys, problems, rule index, budget ≤ slots)."""
+    """The vmapped search with `slots` slots: (keys, problems, rule index, budget ≤ slots).
+
+    With `spec.adaptive` it is `dora_jax.adaptive.search_pooled` on the whole batch instead:
+    (keys, problems, rule index, StopParams), returning (SearchResult, PoolRecord).
+    """
     config = SearchConfig(slots, spec.rules, spec.max_rounds)
     world = SyntheticWorld(spec.world)
+    if spec.adaptive is not None:
+        problems, keys = batch
+        pooled = jax.jit(
+            lambda k, p, r, params: adaptive_lib.search_pooled(k, p, world, config, params, rule=r)
+        )
+        return pooled.lower(keys, problems, jnp.int32(0), spec.adaptive.params(slots)).compile()
 
     def one(key, problem, rule, budget):
         return search(key, problem, world, config, rule=rule, budget=budget)
@@ -149,6 +160,25 @@ def summarize(result, spec: ExperimentSpec, problems: int) -> dict[str, Any]:
     return out
 
 
+def summarize_pool(record: adaptive_lib.PoolRecord, problems: int) -> dict[str, Any]:
+    """What the adaptive decisions did, over the first `problems` rows: why problems stopped,
+    when, at what posterior, how wide they ran, and the pool's use per round."""
+    reason = np.asarray(record.reason)[:problems]
+    width = np.asarray(record.width)[:problems]
+    used = np.asarray(record.pool_used)
+    rounds = int(np.count_nonzero(used))
+    return {
+        "stopped": {
+            name: float(np.mean(reason == i)) for i, name in enumerate(adaptive_lib.REASONS)
+        },
+        "stop_round": float(np.mean(np.asarray(record.stop_round)[:problems])),
+        "stop_posterior": float(np.mean(np.asarray(record.posterior)[:problems])),
+        "max_width": float(np.mean(width.max(axis=1))),
+        "pool": int(record.pool),
+        "pool_used": used[:rounds].astype(int).tolist(),
+    }
+
+
 def run(
     spec: ExperimentSpec,
     *,
@@ -167,15 +197,19 @@ def run(
     }
     budgets_of: dict[int, list[int]] = {}
     for budget in spec.budgets:
-        budgets_of.setdefault(slots_for(budget), []).append(budget)
+        budgets_of.setdefault(slots_for(spec.slots_needed(budget)), []).append(budget)
     records: dict[tuple[int, int, int], dict[str, Any]] = {}
 
     def finish(budget, seed, index, rule, compile_s, result, wall_s) -> None:
+        pool = None
+        if spec.adaptive is not None:
+            result, pool = result
         record = {
             "method": rule.label,
             "budget": budget,
             "seed": seed,
             **summarize(result, spec, spec.problems),
+            **({} if pool is None else {"adaptive": summarize_pool(pool, spec.problems)}),
             "problems": spec.problems,
             "world": spec.world_name,
             "wall_s": wall_s,
@@ -199,7 +233,7 @@ def run(
         for slots in sorted(budgets_of, reverse=True):
             compiled, compile_s = _timed_compile(spec, slots, batches[0])
             for budget, seed, (index, rule) in jobs(slots):
-                result, wall_s = _timed_run(compiled, batches[seed], index, budget)
+                result, wall_s = _timed_run(compiled, batches[seed], index, budget, spec)
                 finish(budget, seed, index, rule, compile_s, gather(result), wall_s)
         return [records[k] for k in sorted(records)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -218,7 +252,7 @@ def run(
                 if future in compiling:
                     compiled, compile_s = future.result()
                     for budget, seed, (index, rule) in jobs(compiling[future]):
-                        job = pool.submit(_timed_run, compiled, batches[seed], index, budget)
+                        job = pool.submit(_timed_run, compiled, batches[seed], index, budget, spec)
                         running[job] = (budget, seed, index, rule, compile_s)
                         pending.add(job)
                     continue
@@ -233,11 +267,14 @@ def _timed_compile(spec: ExperimentSpec, slots: int, batch):
     return compiled, time.perf_counter() - start
 
 
-def _timed_run(compiled, batch, index: int, budget: int):
+def _timed_run(compiled, batch, index: int, budget: int, spec: ExperimentSpec):
     problems, keys = batch
     start = time.perf_counter()
     # NumPy scalars: a process-local jax array is not a valid input beside global ones.
-    result = jax.block_until_ready(compiled(keys, problems, np.int32(index), np.int32(budget)))
+    setting: Any = np.int32(budget)
+    if spec.adaptive is not None:
+        setting = jax.tree.map(np.asarray, spec.adaptive.params(budget))
+    result = jax.block_until_ready(compiled(keys, problems, np.int32(index), setting))
     return result, time.perf_counter() - start
 
 

@@ -13,6 +13,12 @@ A spec comes from a preset name or a TOML file::
     seeds = 2
     max_rounds = 40
     policy = "llama-3.2-1b"        # model sizes for the FLOPs model
+    # [adaptive]                   # optional: adaptive compute (dora_jax.adaptive)
+    # threshold = 0.9              # stop a problem when P(vote's leader correct) >= threshold
+    # price = 0.001                # or when 1 - P(leader correct) <= price x next round's rollouts
+    # kappa = 15.0                 # κ of the stopping posterior
+    # cap = 2                      # a running problem may take up to cap x N slots of the pool
+    # min_votes = 2                # finished solutions needed before an early stop
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 from dora_jax import world as world_lib
 from dora_jax import world_spec
+from dora_jax.adaptive import Adaptive, AdaptiveError
 from dora_jax.ledger import ModelSizes
 from dora_jax.search import MAX_ROUNDS, Rule
 
@@ -46,6 +53,8 @@ class ExperimentSpec:
     seeds: int = 1
     max_rounds: int = MAX_ROUNDS
     policy: str = "llama-3.2-1b"
+    # Adaptive compute (stopping, the cross-problem pool); None: the fixed-N engine.
+    adaptive: Adaptive | None = None
 
     def __post_init__(self):
         if self.problems < 1:
@@ -91,7 +100,30 @@ class ExperimentSpec:
             "seeds": self.seeds,
             "max_rounds": self.max_rounds,
             "policy": self.policy,
+            **({"adaptive": self.adaptive.describe()} if self.adaptive is not None else {}),
         }
+
+    def slots_needed(self, budget: int) -> int:
+        """The slots per problem a search at budget N needs (C = cap × N when adaptive)."""
+        return budget if self.adaptive is None else self.adaptive.slots(budget)
+
+
+def parse_adaptive(value: Any) -> Adaptive | None:
+    """An `[adaptive]` table (or None) as `Adaptive` settings; mistakes as one SpecError line."""
+    if value is None:
+        return None
+    if isinstance(value, Adaptive):
+        return value
+    if not isinstance(value, dict):
+        raise SpecError(f"adaptive must be a table, got {value!r}")
+    known = {f.name for f in dataclasses.fields(Adaptive)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise SpecError(f"unknown adaptive key {unknown[0]!r}; keys: {', '.join(sorted(known))}")
+    try:
+        return Adaptive(**value)
+    except AdaptiveError as error:
+        raise SpecError(str(error)) from None
 
 
 def parse_rule(item: Any) -> Rule:
@@ -116,7 +148,16 @@ def world_from(value: Any) -> tuple[world_lib.WorldConfig, str]:
         raise SpecError(str(error)) from None
 
 
-_TOP_LEVEL = {"world", "methods", "budgets", "problems", "seeds", "max_rounds", "policy"}
+_TOP_LEVEL = {
+    "world",
+    "methods",
+    "budgets",
+    "problems",
+    "seeds",
+    "max_rounds",
+    "policy",
+    "adaptive",
+}
 
 
 def load_spec(path: Path) -> ExperimentSpec:
@@ -144,6 +185,7 @@ def build_spec(
     seeds: Any = 1,
     max_rounds: Any = MAX_ROUNDS,
     policy: Any = "llama-3.2-1b",
+    adaptive: Any = None,
 ) -> ExperimentSpec:
     config, name = world_from(world)
     if not isinstance(methods, list | tuple):
@@ -167,4 +209,5 @@ def build_spec(
         seeds=seeds,
         max_rounds=max_rounds,
         policy=str(policy),
+        adaptive=parse_adaptive(adaptive),
     )

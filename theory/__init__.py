@@ -27,8 +27,10 @@ CLAIM_IDS: tuple[str, ...] = (
     "pareto",
     "optimal-multiround",
     "table1-latency",
+    "adaptive-pareto",
 )
 MODULES: tuple[str, ...] = (
+    "adaptive_claims",
     "beta_claims",
     "direction_claims",
     "kkt_claims",

@@ -1,0 +1,265 @@
+"""Accuracy–FLOPs frontiers of fixed-N and adaptive searches (dora_jax.adaptive), paired.
+
+One compiled pooled search per world serves every point: the fixed-N engine (stopping off, cap 1:
+`search_pooled` is then `vmap(search)` bit for bit) and every adaptive setting, for DORA and
+REBASE (the rule index, N and the settings are runtime arguments). For a seed, every point runs on
+the same problems with the same search keys, so differences are paired per problem.
+
+Comparisons against the fixed-N frontier of the same rule (linear in log FLOPs between the two
+fixed points that bracket the adaptive point):
+- accuracy gained at equal budget: acc(adaptive) − acc_fixed(FLOPs(adaptive));
+- budget saved at equal accuracy: 1 − FLOPs(adaptive) / FLOPs_fixed(acc(adaptive)).
+95% intervals: a paired percentile bootstrap over problems (every point resampled together).
+
+Worlds: "levels" is the paper-like world with problems drawn in MATH500's five levels (sizes
+43 : 90 : 105 : 128 : 134, §4.1 / Fig. 4), level ℓ's p(root) ~ Beta with mean LEVEL_MEANS[ℓ]
+(assumed, decreasing like Fig. 4's accuracies; not fitted). p(root) enters the world only through
+`sample_problem`, so one compiled search serves every level.
+
+Run: `python -m simulations.adaptive_eval [--problems P] [--out docs/adaptive_frontier.png]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dora_jax import ledger as ledger_lib
+from dora_jax import world as world_lib
+from dora_jax.adaptive import Adaptive, search_pooled
+from dora_jax.search import Rule, SearchConfig, SyntheticWorld
+
+LEVEL_SIZES = (43, 90, 105, 128, 134)  # MATH500's levels 1..5 (§4.1)
+LEVEL_MEANS = (0.75, 0.55, 0.40, 0.25, 0.10)  # assumed mean p(root) per level
+LEVEL_CONCENTRATION = 4.0  # a + b of each level's Beta prior
+METHODS = ("dora", "rebase")
+WORLDS = {"levels": "paper-like", "redundant": "redundant", "noisy-prm": "noisy-prm"}
+BOOTSTRAP = 2000
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One search setting: a rule at budget N, fixed (adaptive=None) or adaptive."""
+
+    method: str
+    budget: int
+    adaptive: Adaptive | None = None
+
+    @property
+    def label(self) -> str:
+        if self.adaptive is None:
+            return f"{self.method} fixed N={self.budget}"
+        a = self.adaptive
+        stop = f"θ={a.threshold}" if a.threshold is not None else f"c={a.price}"
+        return f"{self.method} adaptive N={self.budget} {stop} cap={a.cap}"
+
+
+def level_problems(config: world_lib.WorldConfig, key, count: int):
+    """`count` problems in MATH500's level proportions (easiest first) and their levels [P]."""
+    sizes = np.floor(np.asarray(LEVEL_SIZES) / sum(LEVEL_SIZES) * count).astype(int)
+    sizes[
+        np.argsort(-(np.asarray(LEVEL_SIZES) / sum(LEVEL_SIZES) * count - sizes))[
+            : count - sizes.sum()
+        ]
+    ] += 1
+    parts, levels = [], []
+    for level, (size, mean) in enumerate(zip(sizes, LEVEL_MEANS, strict=True), start=1):
+        c = dataclasses.replace(
+            config,
+            difficulty_a=mean * LEVEL_CONCENTRATION,
+            difficulty_b=(1 - mean) * LEVEL_CONCENTRATION,
+        )
+        keys = jax.random.split(jax.random.fold_in(key, level), int(size))
+        parts.append(jax.vmap(lambda k, c=c: world_lib.sample_problem(k, c))(keys))
+        levels += [level] * int(size)
+    problems = jax.tree.map(lambda *x: jnp.concatenate(x), *parts)
+    return problems, np.asarray(levels)
+
+
+def batch(world_name: str, seed: int, count: int):
+    """(config, problems, search keys, levels or None) for one world and seed."""
+    config = world_lib.preset(WORLDS.get(world_name, world_name))
+    k_problems, k_search = jax.random.split(jax.random.key(seed))
+    if world_name == "levels":
+        problems, levels = level_problems(config, k_problems, count)
+    else:
+        problems = jax.vmap(lambda k: world_lib.sample_problem(k, config))(
+            jax.random.split(k_problems, count)
+        )
+        levels = None
+    return config, problems, jax.random.split(k_search, count), levels
+
+
+@functools.cache
+def compiled(config: world_lib.WorldConfig, slots: int, max_rounds: int):
+    world = SyntheticWorld(config)
+    search_config = SearchConfig(slots, tuple(Rule.make(m) for m in METHODS), max_rounds)
+    return jax.jit(
+        lambda k, p, r, params: search_pooled(k, p, world, search_config, params, rule=r)
+    )
+
+
+def run_point(fn, problems, keys, point: Point, *, control: bool = False) -> dict[str, Any]:
+    """Per-problem accuracy and FLOPs of one point (and what the stops did)."""
+    adaptive = point.adaptive or Adaptive()
+    params = adaptive.params(point.budget, control=control)
+    result, record = fn(keys, problems, jnp.int32(METHODS.index(point.method)), params)
+    result, record = jax.tree.map(np.asarray, jax.block_until_ready((result, record)))
+    led = ledger_lib.Ledger(*(np.asarray(x, np.float64) for x in result.ledger))
+    return {
+        "accuracy": result.accuracy.astype(np.float64),
+        "flops": np.asarray(ledger_lib.flops(led)["total"], np.float64),
+        "rollouts": led.rollouts,
+        "reason": record.reason,
+        "stop_round": record.stop_round,
+        "max_width": record.width.max(axis=1),
+    }
+
+
+def _interp(x, xs, ys):
+    """Linear interpolation (xs ascending), extrapolated linearly beyond the ends."""
+    xs, ys = np.asarray(xs), np.asarray(ys)
+    i = int(np.clip(np.searchsorted(xs, x) - 1, 0, len(xs) - 2))
+    t = (x - xs[i]) / (xs[i + 1] - xs[i])
+    return ys[i] + t * (ys[i + 1] - ys[i]), i, t
+
+
+def compare(fixed: list[dict], adaptive: dict, rng) -> dict[str, Any]:
+    """Accuracy gained at equal FLOPs and FLOPs saved at equal accuracy, with paired bootstrap
+    95% intervals (fixed: the rule's fixed-N points in increasing N)."""
+
+    def stats(idx):
+        f_fixed = [np.log(f["flops"][idx].mean()) for f in fixed]
+        a_fixed = [f["accuracy"][idx].mean() for f in fixed]
+        f_a, a_a = np.log(adaptive["flops"][idx].mean()), adaptive["accuracy"][idx].mean()
+        acc_at, _, _ = _interp(f_a, f_fixed, a_fixed)
+        order = np.argsort(a_fixed, kind="stable")
+        if len(set(np.round(np.asarray(a_fixed)[order], 12))) < len(order):
+            log_f_at = np.nan
+        else:
+            log_f_at, _, _ = _interp(a_a, np.asarray(a_fixed)[order], np.asarray(f_fixed)[order])
+        return a_a - acc_at, 1.0 - math.exp(f_a - log_f_at)
+
+    p = adaptive["accuracy"].size
+    gain, saved = stats(np.arange(p))
+    draws = np.asarray([stats(rng.integers(0, p, p)) for _ in range(BOOTSTRAP)])
+    lo, hi = np.nanpercentile(draws, [2.5, 97.5], axis=0)
+    return {
+        "accuracy_gain": float(gain),
+        "accuracy_gain_ci": [float(lo[0]), float(hi[0])],
+        "flops_saved": float(saved),
+        "flops_saved_ci": [float(lo[1]), float(hi[1])],
+    }
+
+
+def evaluate(
+    problems_count: int, *, seed: int = 0, slots: int = 32, max_rounds: int = 24, worlds=WORLDS
+) -> dict[str, Any]:
+    fixed_budgets = (4, 8, 16)
+    adaptive_points = [
+        Adaptive(threshold=0.9, cap=1),
+        Adaptive(threshold=0.9, cap=2),
+    ]
+    out: dict[str, Any] = {}
+    rng = np.random.default_rng(seed)
+    for name in worlds:
+        start = time.perf_counter()
+        config, problems, keys, levels = batch(name, seed, problems_count)
+        fn = compiled(config, slots, max_rounds)
+        rows: dict[str, Any] = {}
+        for method in METHODS:
+            fixed = [run_point(fn, problems, keys, Point(method, n)) for n in fixed_budgets]
+            for n, f in zip(fixed_budgets, fixed, strict=True):
+                rows[Point(method, n).label] = _row(f, levels)
+            for budget in (8, 16):
+                for a in adaptive_points:
+                    if a.slots(budget) > slots:
+                        continue
+                    point = Point(method, budget, a)
+                    got = run_point(fn, problems, keys, point)
+                    rows[point.label] = {**_row(got, levels), **compare(fixed, got, rng)}
+        out[name] = {"points": rows, "wall_s": time.perf_counter() - start}
+    return out
+
+
+def _row(got: dict, levels) -> dict[str, Any]:
+    row = {
+        "accuracy": float(got["accuracy"].mean()),
+        "flops": float(got["flops"].mean()),
+        "rollouts": float(got["rollouts"].mean()),
+        "stopped_early": float(np.isin(got["reason"], (3, 4)).mean()),
+    }
+    if levels is not None:
+        row["per_level"] = {
+            int(level): {
+                "accuracy": float(got["accuracy"][levels == level].mean()),
+                "rollouts": float(got["rollouts"][levels == level].mean()),
+            }
+            for level in np.unique(levels)
+        }
+    return row
+
+
+def plot(found: dict[str, Any], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(found), figsize=(4.2 * len(found), 3.4), dpi=80)
+    for ax, (name, world) in zip(np.atleast_1d(axes), found.items(), strict=True):
+        for method, color in zip(METHODS, ("tab:red", "tab:blue"), strict=True):
+            for kind, style in (("fixed", "o-"), ("cap=1", "s--"), ("cap=2", "^:")):
+                pts = [
+                    (r["flops"] / 1e12, 100 * r["accuracy"])
+                    for label, r in world["points"].items()
+                    if label.startswith(method + " ") and kind in label
+                ]
+                if pts:
+                    x, y = zip(*sorted(pts), strict=True)
+                    name_kind = "fixed N" if kind == "fixed" else f"adaptive θ=0.9 {kind}"
+                    ax.plot(x, y, style, color=color, ms=4, label=f"{method} {name_kind}")
+        ax.set_xscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("mean TFLOPs per problem")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("accuracy %")
+    np.atleast_1d(axes)[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="PNG of the frontiers")
+    parser.add_argument("--json", default=None, help="write the numbers here")
+    args = parser.parse_args(argv)
+    if args.problems < 2:
+        print("adaptive_eval: error: --problems must be >= 2", file=sys.stderr)
+        return 2
+    found = evaluate(args.problems, seed=args.seed)
+    text = json.dumps(found, indent=1)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text)
+    print(text)
+    if args.out:
+        plot(found, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
