@@ -570,60 +570,78 @@ RECORD: dict[str, dict[str, Any]] = {
         "here unchanged",
     },
     "prop1-limits-search": {
-        "quantity": "per (limit, N, κ): max over draws of the relative excess "
-        "failure P_fail(method)/P_fail(optimal) − 1 of dora_jax's "
-        "integer allocations (temperature_sampling at κ → 0, "
-        "beam_search(beam_width=N) at κ → ∞) against the exact "
-        "optimum (K ≤ N)",
-        "tolerance": 0.001,
+        "quantity": (
+            "per (limit, N): max over draws of the relative excess failure "
+            "P_fail(method)/P_fail(optimal) − 1 of dora_jax's integer allocations "
+            "(temperature_sampling at κ = 1e-8, beam_search(beam_width=N) at κ = "
+            "1e8) against the exact optimum"
+        ),
+        "tolerance": 1e-06,
         "approximately": 0.01,
         "sense": "at-most",
         "fwer": None,
         "looks": 1,
         "unit": "relative",
-        "control": "the limits swapped: beam_search(beam_width=N) at κ → 0, "
-        "temperature_sampling at κ → ∞",
+        "control": (
+            "the limits swapped (beam_search(beam_width=N) at κ → 0, "
+            "temperature_sampling at κ → ∞) where the claim does not fail; where it"
+            " fails, the exact optimum's own allocation (excess 0 by construction)"
+        ),
         "region": {
             "fast": {
                 "draws": 16,
                 "K": 8,
-                "w": "softmax(R/0.1), R ~ U(0.2, 0.95)",
+                "w": "softmax(R/0.1), R ~ U(0, 1)",
                 "seed": 61,
-                "N": [8, 32],
-                "kappa → 0": [1e-06, 1e-08],
-                "kappa → ∞": [1000000.0, 100000000.0],
-                "approach (reported, not judged)": {"kappa → 0": 0.0001, "kappa → ∞": 10000.0},
-                "N < K (reported, not judged)": [4],
+                "N": [16, 256],
+                "kappa → 0": 1e-08,
+                "kappa → ∞": 100000000.0,
+                "approach (reported, not judged)": {
+                    "kappa → 0": [0.01, 0.0001, 1e-06],
+                    "kappa → ∞": [100.0, 10000.0, 1000000.0],
+                },
             },
             "default": {
                 "draws": 64,
                 "K": 8,
-                "w": "softmax(R/0.1), R ~ U(0.2, 0.95)",
+                "w": "softmax(R/0.1), R ~ U(0, 1)",
                 "seed": 61,
-                "N": [8, 12, 32, 64],
-                "kappa → 0": [1e-06, 1e-08],
-                "kappa → ∞": [1000000.0, 100000000.0],
-                "approach (reported, not judged)": {"kappa → 0": 0.0001, "kappa → ∞": 10000.0},
-                "N < K (reported, not judged)": [4],
+                "N": [16, 32, 64, 128, 256],
+                "kappa → 0": 1e-08,
+                "kappa → ∞": 100000000.0,
+                "approach (reported, not judged)": {
+                    "kappa → 0": [0.01, 0.0001, 1e-06],
+                    "kappa → ∞": [100.0, 10000.0, 1000000.0],
+                },
             },
             "thorough": {
                 "draws": 512,
                 "K": 8,
-                "w": "softmax(R/0.1), R ~ U(0.2, 0.95)",
+                "w": "softmax(R/0.1), R ~ U(0, 1)",
                 "seed": 61,
-                "N": [8, 12, 16, 32, 64, 128, 256],
-                "kappa → 0": [1e-06, 1e-08],
-                "kappa → ∞": [1000000.0, 100000000.0],
-                "approach (reported, not judged)": {"kappa → 0": 0.0001, "kappa → ∞": 10000.0},
-                "N < K (reported, not judged)": [4],
+                "N": [16, 32, 64, 128, 256],
+                "kappa → 0": 1e-08,
+                "kappa → ∞": 100000000.0,
+                "approach (reported, not judged)": {
+                    "kappa → 0": [0.01, 0.0001, 1e-06],
+                    "kappa → ∞": [100.0, 10000.0, 1000000.0],
+                },
             },
         },
-        "declared": "110f594 2026-12-06 04:24 UTC",
+        "declared": "2026-12-06 07:53 UTC, by the commit that adds this history",
         "history": (
-            "declared with its check, and NOT pre-registered: its region was moved after a "
-            "failure (N < K and κ = 1e±4 taken out of the judged region and reported instead), "
-            "and its tolerance (1e-3, approximately 1e-2) set with the results in view; to be "
-            "re-declared from the paper's statement alone"
+            "declared with its check in 110f594 and NOT pre-registered then: its "
+            "region was moved after a failure (N < K and κ = 1e±4 taken out of the "
+            "judged region) and its tolerance (1e-3, approximately 1e-2) set with "
+            "the results in view. Re-declared here from the paper's statement "
+            "alone, before rerunning: a pair of limits judged at the κ nearest each"
+            " limit (1e∓8) with the finite-κ residual the theory predicts there "
+            "(tolerance 1e-6; 'closely aligned' granted within 1e-2); N = the "
+            "paper's budgets; k = 8 ≤ N (Algorithm 1: at most N active candidates, "
+            "Eq. 1 one rollout each); R ~ U(0, 1); the approach (1e∓2, 1e∓4, 1e∓6) "
+            "reported; control declared for both outcomes (the limits swapped where"
+            " the claim does not fail, the exact optimum where it does). Reasoning "
+            "in theory/beta_claims.py above the claim."
         ),
     },
     "prop2-kl": {
@@ -951,49 +969,59 @@ RECORD: dict[str, dict[str, Any]] = {
         "unchanged",
     },
     "b1-lambda": {
-        "quantity": "per (κ, N): mean over draws of w of |λ_approx/λ − 1|, λ the exact "
-        "multiplier of step 4's relaxed problem (water-filling on "
-        "κwψ′(κ+B), B ≥ 0), λ_approx = κ/(N + kκ)",
+        "quantity": (
+            "per (κ, N): mean over draws of w of |λ_approx/λ − 1|, λ the exact "
+            "multiplier of step 4's relaxed problem (water-filling on κwψ′(κ+B), B "
+            "≥ 0), λ_approx = κ/(N + kκ)"
+        ),
         "tolerance": 0.01,
         "approximately": 0.1,
         "sense": "at-most",
         "fwer": 0.001,
         "looks": 1,
         "unit": "relative",
-        "control": "a wrong multiplier λ ≈ 1/(N + kκ) (κ dropped from the numerator)",
+        "control": (
+            "a wrong multiplier λ ≈ 1/(N + kκ) (κ dropped from the numerator) where"
+            " the claim does not fail; where it fails, the exact multiplier λ "
+            "itself (error 0 by construction)"
+        ),
         "region": {
             "fast": {
-                "kappa": [0.01, 0.1, 1.0],
-                "N": [64, 256],
+                "kappa": [1.0, 50.0],
+                "N": [16, 256],
                 "K": 8,
                 "draws": 16,
-                "w": "softmax(R/0.1), R ~ U(0.2, 0.95), seed 11",
-                "beyond the region (reported, not judged)": {"kappa": [10.0], "N": [16, 32]},
+                "w": "softmax(R/0.1), R ~ U(0, 1), seed 11",
             },
             "default": {
-                "kappa": [0.01, 0.1, 1.0],
-                "N": [64, 256],
+                "kappa": [1.0, 3.0, 10.0, 50.0],
+                "N": [16, 32, 64, 128, 256],
                 "K": 8,
                 "draws": 64,
-                "w": "softmax(R/0.1), R ~ U(0.2, 0.95), seed 11",
-                "beyond the region (reported, not judged)": {"kappa": [10.0], "N": [16, 32]},
+                "w": "softmax(R/0.1), R ~ U(0, 1), seed 11",
             },
             "thorough": {
-                "kappa": [0.01, 0.1, 1.0],
-                "N": [64, 256],
+                "kappa": [1.0, 3.0, 10.0, 50.0],
+                "N": [16, 32, 64, 128, 256],
                 "K": 8,
                 "draws": 512,
-                "w": "softmax(R/0.1), R ~ U(0.2, 0.95), seed 11",
-                "beyond the region (reported, not judged)": {"kappa": [10.0], "N": [16, 32]},
+                "w": "softmax(R/0.1), R ~ U(0, 1), seed 11",
             },
         },
-        "estimates": {"fast": 6, "default": 6, "thorough": 6},
-        "k": {"fast": 3.7648, "default": 3.7648, "thorough": 3.7648},
-        "declared": "b5d7167 2026-12-06 04:21 UTC",
+        "estimates": {"fast": 4, "default": 20, "thorough": 20},
+        "k": {"fast": 3.6623, "default": 4.0556, "thorough": 4.0556},
+        "declared": "2026-12-06 07:53 UTC, by the commit that adds this history",
         "history": (
-            "declared with its check, and NOT pre-registered: its judged region (κ ≤ 1, "
-            "N ∈ {64, 256}, with κ = 10 and N < 64 reported instead) was chosen knowing a "
-            "prototype's results; to be re-declared from the paper's statement alone"
+            "declared with its check in b5d7167 and NOT pre-registered then: its "
+            "judged region (κ ≤ 1, N ∈ {64, 256}; κ = 10 and N < 64 reported) was "
+            "chosen knowing a prototype's results. Re-declared here from the "
+            "paper's statement alone, before rerunning: κ ∈ {1, 3, 10, 50} (the "
+            "only finite κ the paper names, Fig. 5), N = the paper's budgets "
+            "(§4.1), k = 8, R ~ U(0, 1); no cells carved out; tolerance 1%/10% (the"
+            " module's convention for '≈', declared before this claim); control "
+            "declared for both outcomes (the wrong multiplier 1/(N + kκ) where the "
+            "claim does not fail, the exact λ where it does). Reasoning in "
+            "theory/kkt_claims.py above the claim."
         ),
     },
     "pareto": {
