@@ -628,7 +628,7 @@ RECORD: dict[str, dict[str, Any]] = {
                 },
             },
         },
-        "declared": "2026-12-06 07:53 UTC, by the commit that adds this history",
+        "declared": "a79a34b 2026-12-06 07:53 UTC",
         "history": (
             "declared with its check in 110f594 and NOT pre-registered then: its "
             "region was moved after a failure (N < K and κ = 1e±4 taken out of the "
@@ -1010,7 +1010,7 @@ RECORD: dict[str, dict[str, Any]] = {
         },
         "estimates": {"fast": 4, "default": 20, "thorough": 20},
         "k": {"fast": 3.6623, "default": 4.0556, "thorough": 4.0556},
-        "declared": "2026-12-06 07:53 UTC, by the commit that adds this history",
+        "declared": "a79a34b 2026-12-06 07:53 UTC",
         "history": (
             "declared with its check in b5d7167 and NOT pre-registered then: its "
             "judged region (κ ≤ 1, N ∈ {64, 256}; κ = 10 and N < 64 reported) was "
