@@ -267,6 +267,7 @@ class Claim:
     protocol: Protocol
     region: Callable[[str], dict[str, Any]]
     check: Callable[[dict[str, Any], bool], Measurement]
+    prepare: Callable[[dict[str, Any]], None] | None = None
 
 
 CLAIMS: dict[str, Claim] = {}
@@ -279,8 +280,10 @@ def claim(
     source: str,
     protocol: Protocol | None,
     region: Callable[[str], dict[str, Any]],
+    prepare: Callable[[dict[str, Any]], None] | None = None,
 ):
-    """Registers `check(region, control) -> Measurement` under `claim_id` with its protocol.
+    """Registers `check(region, control) -> Measurement` under `claim_id` with its protocol;
+    `prepare(region)`, if given, starts work ahead of the run (compiles) and measures nothing.
 
     Raises:
       ValueError: a claim without a declared protocol (tolerance), or an id registered twice.
@@ -293,7 +296,7 @@ def claim(
     def register(fn: Callable[[dict[str, Any], bool], Measurement]):
         if claim_id in CLAIMS:
             raise ValueError(f"claim {claim_id!r} registered twice")
-        CLAIMS[claim_id] = Claim(claim_id, statement, source, protocol, region, fn)
+        CLAIMS[claim_id] = Claim(claim_id, statement, source, protocol, region, fn, prepare)
         return fn
 
     return register

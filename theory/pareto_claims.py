@@ -65,6 +65,13 @@ def _region(mode: str) -> dict[str, Any]:
     }
 
 
+def _prepare(region: dict[str, Any]) -> None:
+    n = region["N"]
+    for name in region["worlds"]:
+        config = dataclasses.replace(world_lib.preset("paper-like"), **WORLDS[name])
+        simulated.prefetch(config, [n, n // 4], region["batch_problems"], region["max_rounds"])
+
+
 def _sequential(region: dict[str, Any], control: bool) -> dict[str, Any]:
     n = region["N"]
     quarter = n // 4
@@ -155,6 +162,7 @@ def _sequential(region: dict[str, Any], control: bool) -> dict[str, Any]:
         control="each baseline at N in place of DORA@N/4 (a tie by construction: d ≡ 0)",
     ),
     region=_region,
+    prepare=_prepare,
 )
 def pareto(region, control):
     found = _sequential(region, control)
