@@ -928,7 +928,7 @@ RECORD: dict[str, dict[str, Any]] = {
         },
         "estimates": {"fast": 1, "default": 1, "thorough": 1},
         "k": {"fast": 3.2905, "default": 3.2905, "thorough": 3.2905},
-        "declared": ("2026-12-06 07:58 UTC, by the commit that adds this history"),
+        "declared": ("2ce7d73 2026-12-06 07:58 UTC"),
         "history": (
             "first declared with its check (9eb3173, protocol and "
             "first result together). Changed here, before rerunning: "
@@ -1169,7 +1169,7 @@ RECORD: dict[str, dict[str, Any]] = {
         },
         "estimates": {"fast": 6, "default": 6, "thorough": 6},
         "k": {"fast": 2.6383, "default": 2.6383, "thorough": 2.6383},
-        "declared": ("2026-12-06 07:58 UTC, by the commit that adds this history"),
+        "declared": ("2ce7d73 2026-12-06 07:58 UTC"),
         "history": (
             "first declared with its check (2b5371a), judged in one "
             "world only. Extended here, before rerunning, to three "
@@ -1241,7 +1241,7 @@ RECORD: dict[str, dict[str, Any]] = {
         },
         "estimates": {"fast": 1, "default": 1, "thorough": 1},
         "k": {"fast": 1.96, "default": 1.96, "thorough": 1.96},
-        "declared": ("2026-12-06 07:58 UTC, by the commit that adds this history"),
+        "declared": ("2ce7d73 2026-12-06 07:58 UTC"),
         "history": (
             "first declared with its check (2b5371a, protocol and "
             "first result together). Changed here, before rerunning, "
