@@ -496,6 +496,13 @@ TABLE1_RATIO = TABLE1["rebase"]["total"] / TABLE1["dora"]["total"]  # 3.49
 TABLE1_SIGMA_PILOT = 0.52
 
 
+def _simulated():
+    # imported on use: the simulated world (simulations.runner) loads only for this claim
+    from theory import simulated
+
+    return simulated
+
+
 @claim(
     "table1-flops",
     statement=(
@@ -527,13 +534,6 @@ TABLE1_SIGMA_PILOT = 0.52
     },
     prepare=lambda region: _simulated().prepare_table1(region),
 )
-def _simulated():
-    # imported on use: the simulated world (simulations.runner) loads only for this claim
-    from theory import simulated
-
-    return simulated
-
-
 def check_table1_flops(region, control):
     simulated = _simulated()
 
