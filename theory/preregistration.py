@@ -1096,7 +1096,7 @@ RECORD: dict[str, dict[str, Any]] = {
         },
         "estimates": {"fast": 4, "default": 8, "thorough": 20},
         "k": {"fast": 3.0781, "default": 3.279, "thorough": 3.5293},
-        "declared": ("2026-12-06 08:05 UTC, by the commit that adds this history"),
+        "declared": ("dd85a65 2026-12-06 08:05 UTC"),
         "history": (
             "first declared with its check (ceb3a74, protocol and "
             "first result together; sequential design with 4 looks of"
