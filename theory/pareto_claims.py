@@ -35,7 +35,7 @@ from theory.core import Measurement, Protocol, claim, k_for
 
 MARGIN = 0.02  # non-inferiority margin: 2 accuracy points
 FAMILY_ALPHA = 0.05  # family-wise error rate over all comparisons and looks
-LOOKS = 6  # the most looks any mode takes (k is Bonferroni over them)
+LOOKS = 8  # the most looks any mode takes (k is Bonferroni over them)
 REFERENCE = "dora"
 BASELINES = tuple(m for m in PAPER_METHODS if m != REFERENCE)
 
@@ -57,7 +57,9 @@ def _region(mode: str) -> dict[str, Any]:
         "thorough": tuple(WORLDS),
     }[mode]
     batch = {"fast": 32, "default": 64, "thorough": 256}[mode]
-    schedule = {"fast": [1, 2, 4], "default": [1, 2, 4], "thorough": [1, 2, 4, 8, 16, 32]}[mode]
+    schedule = {"fast": [1, 2, 4], "default": [1, 2, 4], "thorough": [1, 2, 4, 8, 16, 32, 64, 128]}[
+        mode
+    ]
     return {
         "worlds": {n: {k: str(v) for k, v in WORLDS[n].items()} for n in names},
         "N": {"fast": 16, "default": 16, "thorough": 32}[mode],

