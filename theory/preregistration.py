@@ -1096,7 +1096,7 @@ RECORD: dict[str, dict[str, Any]] = {
         },
         "estimates": {"fast": 4, "default": 8, "thorough": 20},
         "k": {"fast": 3.1628, "default": 3.3594, "thorough": 3.6047},
-        "declared": ("2026-12-06 08:30 UTC, by the commit that adds this history"),
+        "declared": ("a6a226e 2026-12-06 08:30 UTC"),
         "history": (
             "first declared with its check (ceb3a74, protocol and "
             "first result together; 4 looks of equal batches). "
