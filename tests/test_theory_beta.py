@@ -98,13 +98,16 @@ def test_verify_cli_bad_input(capsys):
 
 def test_prop1_limits_are_temperature_sampling_and_beam_search_in_the_objective():
     v = fast("prop1-limits-search")
-    assert v.verdict == "holds" and v.value <= 1e-3
+    assert v.verdict == "holds" and v.value <= 1e-6
     cells = {c["cell"]: c for c in v.details["cells"]}
-    uniform = cells["κ → 0 (temperature_sampling), N=32, κ=1e-06"]
+    uniform = cells["κ → 0 (temperature_sampling), N=16, κ=1e-08"]
     # optimal for the objective, yet not the optimum's allocation: κ → 0 leaves the rest free
-    assert uniform["max relative excess"] < 1e-5
+    assert uniform["judged"] and uniform["max relative excess"] < 1e-6
     assert uniform["mean fraction of rollouts placed differently from the optimum"] > 0.2
-    assert cells["κ → ∞ (beam_search), N=32, κ=1e+08"]["max relative excess"] == 0.0
-    # N < K: uniform over the first N by index is not the top-N (reported, not judged)
-    assert cells["κ → 0 (temperature_sampling), N=4, κ=1e-06"]["max relative excess"] > 0.5
+    assert cells["κ → ∞ (beam_search), N=256, κ=1e+08"]["max relative excess"] == 0.0
+    # the approach is reported, not judged: the excess shrinks toward each limit
+    approach = [cells[f"κ → 0 (temperature_sampling), N=16, κ={k}"] for k in ("0.01", "1e-06")]
+    assert not approach[0]["judged"]
+    assert approach[0]["max relative excess"] > approach[1]["max relative excess"]
+    # where the claim does not fail, the control swaps the limits: it fails
     assert fast("prop1-limits-search", True).verdict == "fails"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import theory
-from theory import runner
+from theory import preregistration, runner
 from theory.core import CLAIMS, Measurement, Protocol, claim, judge, k_for
 
 
@@ -99,6 +99,9 @@ def test_a_check_returning_a_verdict_is_rejected(monkeypatch):
     def check(region, control):
         return "holds"
 
+    entry = {f: getattr(_protocol(), f) for f in preregistration.FIELDS}
+    monkeypatch.setitem(preregistration.RECORD, "returns-a-string",
+                        {**entry, "region": {"fast": {}}, "declared": "test"})  # fmt: skip
     try:
         with pytest.raises(TypeError, match="Measurement"):
             theory.core.run_claim("returns-a-string", "fast")

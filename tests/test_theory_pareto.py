@@ -16,13 +16,22 @@ def test_sequential_record():
     assert v.k_se is not None and v.interval is not None
     worlds = v.details["worlds"]
     assert set(worlds) == set(v.region["worlds"])
+    schedule = v.region["schedule (cumulative batches at each look)"]
+    assert len(schedule) <= pareto_claims.LOOKS
     for world in worlds.values():
-        assert 1 <= world["batches"] <= pareto_claims.LOOKS
+        assert world["batches"] == schedule[world["looks"] - 1]
         assert world["problems"] == world["batches"] * v.region["batch_problems"]
         assert set(world["comparisons"]) == set(pareto_claims.BASELINES)
         for row in world["comparisons"].values():
             lo, hi = row["interval"]
             assert lo <= row["difference"] <= hi
+            assert row["problems"] <= world["problems"]
+            # a decided comparison stopped sampling; an undecided one says what would decide it
+            if row["decided"] == "undecided":
+                assert row["problems"] == world["problems"] and row["look decided"] is None
+            else:
+                assert (row["decided"] == "non-inferior") == (lo >= -pareto_claims.MARGIN)
+                assert row["problems to decide"] is None
             # DORA@N/4 costs less than every baseline@N (the other half of Table 1's claim)
             assert row["FLOPs(DORA@N/4) / FLOPs(baseline@N)"] < 1
     if v.verdict == "inconclusive":

@@ -36,6 +36,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from theory import preregistration
+
 VerdictKind = Literal["holds", "holds-approximately", "fails", "inconclusive"]
 VERDICTS: tuple[str, ...] = ("holds", "holds-approximately", "fails", "inconclusive")
 MODES: tuple[str, ...] = ("fast", "default", "thorough")
@@ -220,6 +222,7 @@ class Verdict:
       k_se, fwer: the Monte Carlo rule (None for exact checks); samples_to_decide: for an
         inconclusive verdict, the samples per estimate that would decide it.
       control: True for the control run; ingredient: the control's ingredient in words.
+      declared: the commit and date of the claim's pre-registration (theory/preregistration.py).
       details: the check's tables and diagnostics.
     """
 
@@ -239,6 +242,7 @@ class Verdict:
     samples_to_decide: int | None
     control: bool
     ingredient: str
+    declared: str = ""
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
     values: Any = None  # every component's estimate (for figures; not in the JSON record)
     ses: Any = None
@@ -263,6 +267,7 @@ class Claim:
     protocol: Protocol
     region: Callable[[str], dict[str, Any]]
     check: Callable[[dict[str, Any], bool], Measurement]
+    prepare: Callable[[dict[str, Any]], None] | None = None
 
 
 CLAIMS: dict[str, Claim] = {}
@@ -275,8 +280,10 @@ def claim(
     source: str,
     protocol: Protocol | None,
     region: Callable[[str], dict[str, Any]],
+    prepare: Callable[[dict[str, Any]], None] | None = None,
 ):
-    """Registers `check(region, control) -> Measurement` under `claim_id` with its protocol.
+    """Registers `check(region, control) -> Measurement` under `claim_id` with its protocol;
+    `prepare(region)`, if given, starts work ahead of the run (compiles) and measures nothing.
 
     Raises:
       ValueError: a claim without a declared protocol (tolerance), or an id registered twice.
@@ -289,7 +296,7 @@ def claim(
     def register(fn: Callable[[dict[str, Any], bool], Measurement]):
         if claim_id in CLAIMS:
             raise ValueError(f"claim {claim_id!r} registered twice")
-        CLAIMS[claim_id] = Claim(claim_id, statement, source, protocol, region, fn)
+        CLAIMS[claim_id] = Claim(claim_id, statement, source, protocol, region, fn, prepare)
         return fn
 
     return register
@@ -305,10 +312,20 @@ def run_claim(claim_id: str, mode: str = "default", *, control: bool = False) ->
     if claim_id not in CLAIMS:
         raise ValueError(f"unknown claim {claim_id!r}; choose one of {', '.join(CLAIMS)}")
     c = CLAIMS[claim_id]
+    # The declaration in code must be the pre-registered one (theory/preregistration.py).
+    drift = preregistration.mismatches(claim_id, c.protocol, c.region, (mode,))
+    if drift:
+        raise RuntimeError("; ".join(drift) + " (register the change before measuring)")
+    entry = preregistration.RECORD[claim_id]
     region = c.region(mode)
     m = c.check(region, control)
     if not isinstance(m, Measurement):
         raise TypeError(f"check for {claim_id} must return a Measurement, not a verdict")
+    if c.protocol.fwer is not None and np.size(m.values) != entry["estimates"][mode]:
+        raise RuntimeError(
+            f"{claim_id}: {np.size(m.values)} estimates measured, {entry['estimates'][mode]} "
+            f"pre-registered for mode {mode} (the k of the k·SE rule depends on it)"
+        )
     j = judge(c.protocol, m)
     p = c.protocol
     rule = p.words()
@@ -335,6 +352,7 @@ def run_claim(claim_id: str, mode: str = "default", *, control: bool = False) ->
         samples_to_decide=j.samples_to_decide,
         control=control,
         ingredient=p.control if control else "as in the paper",
+        declared=entry["declared"],
         details=m.details,
         values=np.atleast_1d(np.asarray(m.values, np.float64)),
         ses=None if m.se is None else np.asarray(m.se, np.float64),

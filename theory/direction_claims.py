@@ -489,6 +489,20 @@ TABLE_PRECISION = 0.005  # three significant figures: each entry is within ±0.5
 TABLE1_RATIO = TABLE1["rebase"]["total"] / TABLE1["dora"]["total"]  # 3.49
 
 
+# Sizing (declared with the region): enough problems that the k·SE half-width is at most half
+# the tight tolerance, n ≥ (k·σ / (TOLERANCE/2))², σ the per-problem SD of the delta-method
+# residual in relative units. A pilot of 4 seeds × 64 problems (N = 16) gave σ = 0.52, so
+# n ≥ (3.29·0.52/0.05)² = 1,171: 20 seeds of 64 problems (1,280) by default.
+TABLE1_SIGMA_PILOT = 0.52
+
+
+def _simulated():
+    # imported on use: the simulated world (simulations.runner) loads only for this claim
+    from theory import simulated
+
+    return simulated
+
+
 @claim(
     "table1-flops",
     statement=(
@@ -499,8 +513,9 @@ TABLE1_RATIO = TABLE1["rebase"]["total"] / TABLE1["dora"]["total"]  # 3.49
     protocol=Protocol(
         quantity=(
             "FLOPs(REBASE@N) / FLOPs(DORA@N/4) from tokens counted in a simulated search "
-            "(policy + cached PRM + embedder, 2·parameters·tokens), relative to Table 1's 3.49; "
-            "one ratio per seed (a batch of problems), SE over seeds"
+            "(policy + cached PRM + embedder, 2·parameters·tokens), relative to Table 1's 3.49: "
+            "the ratio of mean FLOPs per problem over every problem of every seed (paired: same "
+            "problems and keys), SE by the delta method over problems"
         ),
         tolerance=0.10,
         approximately=0.25,
@@ -513,37 +528,42 @@ TABLE1_RATIO = TABLE1["rebase"]["total"] / TABLE1["dora"]["total"]  # 3.49
         "world": "paper-like preset",
         "N": _size(mode, 16, 16, 32),
         "problems": _size(mode, 32, 64, 256),
-        "seeds": _size(mode, 3, 4, 4),
+        "seeds": _size(mode, 3, 20, 8),
         "max_rounds": 12,
         "models": "Llama-3.2-1B policy, Qwen2.5-Math-PRM-7B, BGE-M3 (dora_jax.ledger.ModelSizes)",
     },
+    prepare=lambda region: _simulated().prepare_table1(region),
 )
 def check_table1_flops(region, control):
-    from theory import simulated
+    simulated = _simulated()
 
     n = region["N"]
     quarter = n if control else n // 4
-    ratios, shares = [], []
+    reb_f, dora_f, per_seed, shares = [], [], [], []
     for seed in range(region["seeds"]):
         reb, dora = simulated.table1_pair(region, seed, quarter)
-        ratios.append(reb["flops"]["total"] / dora["flops"]["total"])
+        reb_f.append(reb["per_problem_flops"])
+        dora_f.append(dora["per_problem_flops"])
+        per_seed.append(reb["flops"]["total"] / dora["flops"]["total"])
         shares.append(
             (reb["flops"]["prm"] / reb["flops"]["total"],
              dora["flops"]["embedding"] / dora["flops"]["total"],
              reb["rollouts"] / dora["rollouts"])
         )  # fmt: skip
-    ratios = np.asarray(ratios)
-    rel = ratios / TABLE1_RATIO - 1.0
+    ratio, se = simulated.ratio_of_means(np.concatenate(reb_f), np.concatenate(dora_f))
+    samples = region["seeds"] * region["problems"]
     s = np.asarray(shares).mean(axis=0)
+    sigma = se / TABLE1_RATIO * np.sqrt(samples)
     details = {
-        "FLOPs ratio per seed": ratios.tolist(),
+        "FLOPs ratio (ratio of means)": ratio,
+        "FLOPs ratio per seed (reported)": per_seed,
+        "per-problem SD of the relative ratio (σ)": float(sigma),
         "PRM share of REBASE's FLOPs (Table 1: 0.87)": float(s[0]),
         "embedding share of DORA's FLOPs (Table 1: 0.24)": float(s[1]),
         "rollouts ratio REBASE / DORA": float(s[2]),
         "Table 1 as printed": TABLE1,
     }
-    se = float(rel.std(ddof=1) / np.sqrt(rel.size))
     return Measurement(
-        [float(rel.mean())], [f"N={n}"], region["seeds"], se=[se],
+        [ratio / TABLE1_RATIO - 1.0], [f"N={n}"], samples, se=[se / TABLE1_RATIO],
         details=details,
     )  # fmt: skip

@@ -33,7 +33,7 @@ import optax
 from jax.scipy.special import digamma, gammaln
 
 import dora_jax
-from theory.core import Measurement, Protocol, claim
+from theory.core import CLAIMS, Measurement, Protocol, claim, judge
 
 # w = softmax(R / T_b) with R ~ U(0.2, 0.95), the setting of the B.1 numeric comparison.
 T_B = 0.1
@@ -329,15 +329,31 @@ def _b1_one(w, n, kappa):
 _b1_batch = jax.jit(jax.vmap(_b1_one, in_axes=(0, None, None)))
 
 
+# Declared from the paper's statement alone (re-declared; see theory/preregistration.py):
+# - κ: step 5's statement is for "κ fixed and finite"; the only finite κ the paper names are
+#   Fig. 5's (App. C): 1, 3, 10, 50. N: the paper's budgets (§4.1). The premise κ + B_i ≫ 1 is
+#   the approximation's own condition on the solution, not a region: the statement is judged
+#   where the paper uses it, whatever B comes out.
+# - k = 8 (the paper names no k; 8 ≤ 16, the smallest budget, so k ≤ N as in Algorithm 1);
+#   R ~ U(0, 1) (a PRM probability; the paper gives no law), w = softmax(R/T_b), T_b = 0.1.
+# - tolerance: "≈" judged by this module's convention for the paper's approximations (1%
+#   holds, 10% approximately: prop1-linear's and rebase-near-optimal's, declared before this
+#   claim), family-wise error rate B1_FWER over the cells.
 def _b1_region(mode: str) -> dict[str, Any]:
     return {
-        "kappa": [0.01, 0.1, 1.0],
-        "N": [64, 256],
+        "kappa": _pick(mode, [1.0, 50.0], [1.0, 3.0, 10.0, 50.0], [1.0, 3.0, 10.0, 50.0]),
+        "N": _pick(mode, [16, 256], [16, 32, 64, 128, 256], [16, 32, 64, 128, 256]),
         "K": K_B1,
         "draws": _pick(mode, 16, 64, 512),
-        "w": f"softmax(R/{T_B:g}), R ~ U(0.2, 0.95), seed 11",
-        "beyond the region (reported, not judged)": {"kappa": [10.0], "N": [16, 32]},
+        "w": "softmax(R/0.1), R ~ U(0, 1), seed 11",
     }
+
+
+def _b1_draws(seed: int, problems: int, k: int) -> np.ndarray:
+    r = np.random.default_rng(seed).uniform(0.0, 1.0, size=(problems, k))
+    z = r / T_B
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 @claim(
@@ -347,58 +363,62 @@ def _b1_region(mode: str) -> dict[str, Any]:
         "ψ(κ)] is κw_iψ′(κ+B_i) = λ on the support, and with ψ′(x) ≈ 1/x (κ + B_i ≫ 1) and "
         "Σ w_i = 1 its multiplier is λ ≈ κ/(N + kκ)."
     ),
-    source="App. B.1 steps 4–5, Prop. 1",
+    source="App. B.1 steps 4–5, Prop. 1, App. C Fig. 5",
     protocol=Protocol(
         quantity=(
             "per (κ, N): mean over draws of w of |λ_approx/λ − 1|, λ the exact multiplier of step "
             "4's relaxed problem (water-filling on κwψ′(κ+B), B ≥ 0), λ_approx = κ/(N + kκ)"
         ),
-        # "≈" in the paper: 1% is an approximation one would call exact, 10% still a usable one.
         tolerance=0.01,
         approximately=0.10,
         fwer=B1_FWER,
         unit="relative",
-        control="a wrong multiplier λ ≈ 1/(N + kκ) (κ dropped from the numerator)",
+        control=(
+            "a wrong multiplier λ ≈ 1/(N + kκ) (κ dropped from the numerator) where the claim "
+            "does not fail; where it fails, the exact multiplier λ itself (error 0 by "
+            "construction)"
+        ),
     ),
-    # Judged where step 5's premise κ + B_i ≫ 1 holds on average (N/k ≥ 8) and in the
-    # low-confidence regime the paper adopts (κ ≤ 1); κ = 10 and N < 64 are reported.
     region=_b1_region,
 )
 def b1_lambda(region, control):
+    if control:
+        claimed = b1_lambda(region, False)
+        fails = judge(CLAIMS["b1-lambda"].protocol, claimed).verdict == "fails"
+        return _b1_measure(region, "exact" if fails else "wrong")
+    return _b1_measure(region, "paper")
+
+
+def _b1_measure(region, variant: str) -> Measurement:
     k, draws = region["K"], region["draws"]
-    beyond = region["beyond the region (reported, not judged)"]
-    cells = [(kappa, n, True) for kappa in region["kappa"] for n in region["N"]]
-    cells += [
-        (kappa, n, False)
-        for kappa in [*region["kappa"], *beyond["kappa"]]
-        for n in [*beyond["N"], *region["N"]]
-        if kappa in beyond["kappa"] or n in beyond["N"]
-    ]
     values, ses, labels, rows = [], [], [], []
     worst_kkt, worst_grad = 0.0, 0.0
     with jax.enable_x64(True):
-        w = jnp.asarray(_draws(11, draws, k))
-        for kappa, n, judged in cells:
-            lam, kkt, grad_err, lam_exact, zero = (
-                np.asarray(x) for x in _b1_batch(w, jnp.float64(n), jnp.float64(kappa))
-            )
-            approx = (1.0 if control else kappa) / (n + k * kappa)
-            err = np.abs(approx / lam - 1.0)
-            worst_kkt = max(worst_kkt, float(kkt.max()))
-            worst_grad = max(worst_grad, float(grad_err.max()))
-            row = {
-                "cell": f"κ={kappa:g}, N={n}",
-                "judged": judged,
-                "mean |λ_approx/λ − 1|": float(err.mean()),
-                "max |λ_approx/λ − 1|": float(err.max()),
-                "mean λ_approx/λ − 1 (signed)": float((approx / lam - 1.0).mean()),
-                "mean |λ_approx/λ_exact-objective − 1| (Eq. 7's relaxation)": float(
-                    np.abs(approx / lam_exact - 1.0).mean()
-                ),
-                "fraction of candidates with B = 0 at the relaxed optimum": float(zero.mean()),
-            }
-            rows.append(row)
-            if judged:
+        w = jnp.asarray(_b1_draws(11, draws, k))
+        for kappa in region["kappa"]:
+            for n in region["N"]:
+                lam, kkt, grad_err, lam_exact, zero = (
+                    np.asarray(x) for x in _b1_batch(w, jnp.float64(n), jnp.float64(kappa))
+                )
+                approx = {
+                    "paper": kappa / (n + k * kappa),
+                    "wrong": 1.0 / (n + k * kappa),
+                    "exact": lam,
+                }[variant]
+                err = np.abs(approx / lam - 1.0)
+                worst_kkt = max(worst_kkt, float(kkt.max()))
+                worst_grad = max(worst_grad, float(grad_err.max()))
+                row = {
+                    "cell": f"κ={kappa:g}, N={n}",
+                    "mean |λ_approx/λ − 1|": float(err.mean()),
+                    "max |λ_approx/λ − 1|": float(err.max()),
+                    "mean λ_approx/λ − 1 (signed)": float((approx / lam - 1.0).mean()),
+                    "mean |λ_approx/λ_exact-objective − 1| (Eq. 7's relaxation)": float(
+                        np.abs(approx / lam_exact - 1.0).mean()
+                    ),
+                    "fraction of candidates with B = 0 at the relaxed optimum": float(zero.mean()),
+                }
+                rows.append(row)
                 values.append(float(err.mean()))
                 ses.append(float(err.std(ddof=1) / np.sqrt(draws)))
                 labels.append(row["cell"])

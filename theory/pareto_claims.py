@@ -6,14 +6,17 @@ quarter of the rollouts and fewer FLOPs. Here that is a hypothesis tested per (w
 the paired per-problem accuracy difference d = acc(DORA@N/4) − acc(baseline@N) on the same
 problems and search keys (`simulations.runner`'s pairing), judged non-inferior when d ≥ −MARGIN.
 
-Design (anytime-valid by a union bound): problems arrive in batches of a fresh seed each; after
-every batch each undecided comparison's interval mean ± k·SE is checked, with k Bonferroni over
-all comparisons and all looks (k = z(1 − α/(2·m·L))), so stopping early never inflates the
-family-wise error rate α. A comparison is decided when its interval lies entirely above −MARGIN
-(non-inferior) or entirely below it (inferior); sampling stops when every comparison is decided
-or the cap of L batches is reached. The protocol then judges the final intervals with the same k:
-"holds" (all non-inferior), "fails" (some inferior), else "inconclusive", with the samples that
-would decide it.
+Design (anytime-valid by a union bound): problems arrive in batches of a fresh seed each, at
+looks after a doubling number of batches (the region's `schedule`, cumulative: 1, 2, 4, 8, …);
+at each look every undecided comparison's interval mean ± k·SE is checked, with k Bonferroni
+over all comparisons and LOOKS looks (k = z(1 − α/(2·m·LOOKS))), so stopping early, or a mode
+that takes fewer looks than LOOKS, never inflates the family-wise error rate α. A comparison is
+decided when its interval lies entirely above −MARGIN (non-inferior) or entirely below it
+(inferior), and then stops sampling: later batches run DORA@N/4 and the undecided baselines
+only. Sampling stops when every comparison is decided or the schedule ends. The protocol then
+judges the final intervals with the same k: "holds" (all non-inferior), "fails" (some
+inferior), else "inconclusive"; each undecided comparison reports the problems that would
+decide it if its effect and spread are as estimated.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from theory.core import Measurement, Protocol, claim, k_for
 
 MARGIN = 0.02  # non-inferiority margin: 2 accuracy points
 FAMILY_ALPHA = 0.05  # family-wise error rate over all comparisons and looks
-LOOKS = 4  # the cap: at most 4 batches per world (k is Bonferroni over the looks too)
+LOOKS = 8  # the most looks any mode takes (k is Bonferroni over them)
 REFERENCE = "dora"
 BASELINES = tuple(m for m in PAPER_METHODS if m != REFERENCE)
 
@@ -54,81 +57,118 @@ def _region(mode: str) -> dict[str, Any]:
         "thorough": tuple(WORLDS),
     }[mode]
     batch = {"fast": 32, "default": 64, "thorough": 256}[mode]
+    schedule = {"fast": [1, 2, 4], "default": [1, 2, 4], "thorough": [1, 2, 4, 8, 16, 32, 64, 128]}[
+        mode
+    ]
     return {
         "worlds": {n: {k: str(v) for k, v in WORLDS[n].items()} for n in names},
         "N": {"fast": 16, "default": 16, "thorough": 32}[mode],
-        "DORA budgets": "N/4 (judged), N (reported)",
+        "DORA budgets": "N/4 (judged), N (reported, first batch)",
         "baselines": list(BASELINES),
         "batch_problems": batch,
-        "max_batches": LOOKS,
+        "schedule (cumulative batches at each look)": schedule,
         "max_rounds": 12,
     }
+
+
+def _prepare(region: dict[str, Any]) -> None:
+    n = region["N"]
+    for name in region["worlds"]:
+        config = dataclasses.replace(world_lib.preset("paper-like"), **WORLDS[name])
+        simulated.prefetch(config, [n, n // 4], region["batch_problems"], region["max_rounds"])
+
+
+def _decided(d: np.ndarray, k: float) -> bool:
+    se = d.std(ddof=1) / math.sqrt(d.size)
+    return bool(d.mean() - k * se >= -MARGIN or d.mean() + k * se < -MARGIN)
 
 
 def _sequential(region: dict[str, Any], control: bool) -> dict[str, Any]:
     n = region["N"]
     quarter = n // 4
+    schedule = region["schedule (cumulative batches at each look)"]
+    if len(schedule) > LOOKS:
+        raise ValueError(f"a schedule of {len(schedule)} looks exceeds LOOKS = {LOOKS}")
     m_total = len(region["worlds"]) * len(BASELINES)
     k = k_for(FAMILY_ALPHA / LOOKS, m_total)
+    batch = region["batch_problems"]
     worlds: dict[str, Any] = {}
     for name in region["worlds"]:
         config = dataclasses.replace(world_lib.preset("paper-like"), **WORLDS[name])
         start = time.perf_counter()
-        diffs = {b: [] for b in BASELINES}
-        flops = {key: [] for key in (*BASELINES, "dora@N/4", "dora@N")}
-        acc_full, same_budget = [], {b: [] for b in BASELINES}
-        undecided = set(BASELINES)
-        used = 0
-        for look in range(LOOKS):
-            got = simulated.runs(
-                config,
-                [(REFERENCE, quarter), (REFERENCE, n), *((b, n) for b in BASELINES)],
-                seed=look,
-                problems=region["batch_problems"],
-                max_rounds=region["max_rounds"],
-            )
-            dora_q, dora_n = got[REFERENCE, quarter], got[REFERENCE, n]
-            flops["dora@N/4"].append(dora_q["flops"]["total"])
-            flops["dora@N"].append(dora_n["flops"]["total"])
-            acc_full.append(dora_n["per_problem_accuracy"].astype(np.float64))
-            for b in BASELINES:
-                base = got[b, n]
-                same_budget[b].append(
-                    dora_n["per_problem_accuracy"].astype(np.float64)
-                    - base["per_problem_accuracy"].astype(np.float64)
+        diffs: dict[str, list[np.ndarray]] = {b: [] for b in BASELINES}
+        flops: dict[str, list[float]] = {key: [] for key in (*BASELINES, "dora@N/4", "dora@N")}
+        same_budget: dict[str, np.ndarray] = {}
+        acc_full = np.zeros(0)
+        undecided, decided_at = set(BASELINES), {}
+        seeds_run, looks = 0, 0
+        for look, upto in enumerate(schedule):
+            for seed in range(seeds_run, upto):
+                active = sorted(undecided)
+                wanted = [(REFERENCE, quarter), *((b, n) for b in active)]
+                if seed == 0:
+                    wanted.append((REFERENCE, n))
+                got = simulated.runs(
+                    config, wanted, seed=seed, problems=batch, max_rounds=region["max_rounds"]
                 )
-                flops[b].append(base["flops"]["total"])
-                mine = (base if control else dora_q)["per_problem_accuracy"].astype(np.float64)
-                diffs[b].append(mine - base["per_problem_accuracy"].astype(np.float64))
-            used = look + 1
-            for b in list(undecided):
-                d = np.concatenate(diffs[b])
-                se = d.std(ddof=1) / math.sqrt(d.size)
-                if d.mean() - k * se >= -MARGIN or d.mean() + k * se < -MARGIN:
+                dora_q = got[REFERENCE, quarter]
+                flops["dora@N/4"].append(dora_q["flops"]["total"])
+                if seed == 0:
+                    dora_n = got[REFERENCE, n]
+                    flops["dora@N"].append(dora_n["flops"]["total"])
+                    acc_full = dora_n["per_problem_accuracy"].astype(np.float64)
+                for b in active:
+                    base = got[b, n]
+                    base_acc = base["per_problem_accuracy"].astype(np.float64)
+                    if seed == 0:
+                        same_budget[b] = acc_full - base_acc
+                    flops[b].append(base["flops"]["total"])
+                    mine = (base if control else dora_q)["per_problem_accuracy"].astype(np.float64)
+                    diffs[b].append(mine - base_acc)
+            seeds_run, looks = upto, look + 1
+            for b in sorted(undecided):
+                if _decided(np.concatenate(diffs[b]), k):
                     undecided.discard(b)
+                    decided_at[b] = look + 1
             if not undecided:
                 break
         rows = {}
         for b in BASELINES:
             d = np.concatenate(diffs[b])
             se = float(d.std(ddof=1) / math.sqrt(d.size))
+            mean = float(d.mean())
+            gap = abs(mean + MARGIN)
             rows[b] = {
-                "difference": float(d.mean()),
+                "difference": mean,
                 "se": se,
-                "interval": [float(d.mean() - k * se), float(d.mean() + k * se)],
+                "interval": [mean - k * se, mean + k * se],
                 "problems": int(d.size),
-                "reported: acc(DORA@N) − acc(baseline@N)": float(
-                    np.concatenate(same_budget[b]).mean()
+                "decided": (
+                    "undecided"
+                    if b in undecided
+                    else ("non-inferior" if mean - k * se >= -MARGIN else "inferior")
+                ),
+                "look decided": decided_at.get(b),
+                # n·(k·SE/|d + margin|)²: the problems at which the interval would clear the
+                # margin if the effect and spread are as estimated (None: decided).
+                "problems to decide": (
+                    None
+                    if b not in undecided
+                    else (math.ceil(d.size * (k * se / gap) ** 2) if gap > 0 else None)
+                ),
+                "reported: acc(DORA@N) − acc(baseline@N), first batch": float(
+                    same_budget[b].mean()
                 ),
                 "FLOPs(DORA@N/4) / FLOPs(baseline@N)": float(
                     np.mean(flops["dora@N/4"]) / np.mean(flops[b])
                 ),
             }
         worlds[name] = {
-            "batches": used,
-            "problems": used * region["batch_problems"],
+            "looks": looks,
+            "batches": seeds_run,
+            "problems": seeds_run * batch,
             "comparisons": rows,
-            "accuracy DORA@N": float(np.concatenate(acc_full).mean()),
+            "accuracy DORA@N (first batch)": float(acc_full.mean()),
             "wall_s": time.perf_counter() - start,
         }
     return {"k": k, "worlds": worlds}
@@ -145,7 +185,8 @@ def _sequential(region: dict[str, Any], control: bool) -> dict[str, Any]:
     protocol=Protocol(
         quantity=(
             "per (world, baseline): paired accuracy difference acc(DORA@N/4) − "
-            "acc(baseline@N) over the problems sampled (batches until decided or capped)"
+            "acc(baseline@N) over the problems sampled (batches until decided or the schedule "
+            "ends)"
         ),
         tolerance=-MARGIN,
         sense="at-least",
@@ -155,6 +196,7 @@ def _sequential(region: dict[str, Any], control: bool) -> dict[str, Any]:
         control="each baseline at N in place of DORA@N/4 (a tie by construction: d ≡ 0)",
     ),
     region=_region,
+    prepare=_prepare,
 )
 def pareto(region, control):
     found = _sequential(region, control)
@@ -164,5 +206,7 @@ def pareto(region, control):
             values.append(row["difference"])
             ses.append(row["se"])
             labels.append(f"{name}: DORA@N/4 vs {b}@N")
-    samples = max(w["problems"] for w in found["worlds"].values())
+    # The undecided comparisons ran the whole schedule: the most problems of any comparison.
+    samples = max(row["problems"] for w in found["worlds"].values()
+                  for row in w["comparisons"].values())  # fmt: skip
     return Measurement(values, labels, samples, se=ses, details=found)

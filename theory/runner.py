@@ -68,6 +68,10 @@ def run(
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     ids = claim_ids() if ids is None else list(ids)
     check_ids(ids)
+    for claim_id in ids:  # start the claims' compiles ahead (in the background)
+        c = CLAIMS[claim_id]
+        if c.prepare is not None:
+            c.prepare(c.region(mode))
     results = []
     for claim_id in ids:
         if progress is not None:

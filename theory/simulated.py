@@ -10,12 +10,15 @@ compile time, not a second compile.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import threading
 from typing import Any
 
 import jax
 import numpy as np
 
+from dora_jax import ledger as ledger_lib
 from dora_jax import world as world_lib
 from dora_jax.search import Rule
 from simulations import runner
@@ -48,10 +51,52 @@ def _spec(config: world_lib.WorldConfig, problems: int, max_rounds: int) -> Expe
     )
 
 
-@functools.cache
-def _compiled(config: world_lib.WorldConfig, slots: int, problems: int, max_rounds: int):
+def _compile(config: world_lib.WorldConfig, slots: int, problems: int, max_rounds: int):
     spec = _spec(config, problems, max_rounds)
     return runner.compile_search(spec, slots, runner.global_batch(spec, 0, problems))
+
+
+# Compiled searches by (world, slots, problems, max rounds), each compiled once: by the first
+# claim that needs it, or ahead of time by `prefetch` on one background thread (XLA compiles
+# without the GIL, so a search compiles on the second core while the analytic claims run).
+_COMPILED: dict[tuple, concurrent.futures.Future] = {}
+_LOCK = threading.Lock()
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="theory-compile")
+
+
+def _fill(future: concurrent.futures.Future, key: tuple) -> None:
+    try:
+        future.set_result(_compile(*key))
+    except BaseException as error:  # handed to whoever waits on it
+        future.set_exception(error)
+
+
+def _compiled(config: world_lib.WorldConfig, slots: int, problems: int, max_rounds: int):
+    key = (config, slots, problems, max_rounds)
+    with _LOCK:
+        future = _COMPILED.get(key)
+        mine = future is None
+        if mine:
+            future = _COMPILED[key] = concurrent.futures.Future()
+    if mine:
+        _fill(future, key)
+    return future.result()
+
+
+def prefetch(
+    config: world_lib.WorldConfig, budgets: list[int], problems: int, max_rounds: int
+) -> None:
+    """Starts compiling, in the background, the searches that `runs` will need for `budgets`
+    (a claim's `prepare`; single-process only: a multi-host run compiles on demand)."""
+    if jax.process_count() > 1:
+        return
+    for slots in sorted({runner.slots_for(b) for b in budgets}, reverse=True):
+        key = (config, slots, problems, max_rounds)
+        with _LOCK:
+            if key in _COMPILED:
+                continue
+            future = _COMPILED[key] = concurrent.futures.Future()
+        _POOL.submit(_fill, future, key)
 
 
 @functools.cache
@@ -72,8 +117,14 @@ def _run(
     spec = _spec(config, problems, max_rounds)
     problems_b, keys = _batch(config, seed, problems, max_rounds)
     fn = _compiled(config, runner.slots_for(budget), problems, max_rounds)
-    result = fn(keys, problems_b, np.int32(INDEX[method]), np.int32(budget))
-    return runner.summarize(runner.gather(jax.block_until_ready(result)), spec, problems)
+    result = runner.gather(jax.block_until_ready(fn(keys, problems_b, np.int32(INDEX[method]),
+                                                    np.int32(budget))))  # fmt: skip
+    summary = runner.summarize(result, spec, problems)
+    # Per problem (for ratios of means with a delta-method SE over paired problems).
+    led = ledger_lib.Ledger(*(np.asarray(x, np.float64)[:problems] for x in result.ledger))
+    summary["per_problem_flops"] = np.asarray(ledger_lib.flops(led, spec.model_sizes)["total"])
+    summary["per_problem_rounds"] = np.asarray(result.rounds, np.float64)[:problems]
+    return summary
 
 
 def runs(
@@ -89,6 +140,21 @@ def runs(
         (method, budget): _run(config, method, budget, seed, problems, max_rounds)
         for method, budget in wanted
     }
+
+
+def ratio_of_means(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
+    """mean(num) / mean(den) over paired samples [n] and its delta-method standard error,
+    sqrt(Var(num − r·den) / n) / mean(den) (large-n normal: n in the hundreds here)."""
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    r = float(num.mean() / den.mean())
+    se = float((num - r * den).std(ddof=1) / np.sqrt(num.size) / den.mean())
+    return r, se
+
+
+def prepare_table1(region: dict[str, Any]) -> None:
+    """`prefetch` for Table 1's pair (a claim's `prepare`)."""
+    n = region["N"]
+    prefetch(world_lib.preset("paper-like"), [n, n // 4], region["problems"], region["max_rounds"])
 
 
 def table1_pair(
