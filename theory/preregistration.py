@@ -1272,6 +1272,80 @@ RECORD: dict[str, dict[str, Any]] = {
             "unchanged."
         ),
     },
+    "adaptive-pareto": {
+        "quantity": (
+            "paired accuracy difference acc(adaptive DORA) − acc(fixed-N DORA frontier at the "
+            "adaptive point's mean FLOPs, linear in log FLOPs between bracketing N)"
+        ),
+        "tolerance": 0.0,
+        "approximately": -0.02,
+        "sense": "at-least",
+        "fwer": 0.05,
+        "looks": 1,
+        "unit": "accuracy",
+        "control": "the stopping rule reads another problem's votes (problem p − 1's posterior)",
+        "region": {
+            "fast": {
+                "world": "paper-like",
+                "method": "dora",
+                "fixed N": [4, 8, 16],
+                "adaptive": {
+                    "N": 8,
+                    "threshold": 0.9,
+                    "price": None,
+                    "kappa": 15.0,
+                    "cap": 2,
+                    "min_votes": 2,
+                },
+                "problems": 64,
+                "seed": 0,
+                "slots": 16,
+                "max_rounds": 16,
+            },
+            "default": {
+                "world": "paper-like",
+                "method": "dora",
+                "fixed N": [4, 8, 16],
+                "adaptive": {
+                    "N": 8,
+                    "threshold": 0.9,
+                    "price": None,
+                    "kappa": 15.0,
+                    "cap": 2,
+                    "min_votes": 2,
+                },
+                "problems": 160,
+                "seed": 0,
+                "slots": 16,
+                "max_rounds": 16,
+            },
+            "thorough": {
+                "world": "paper-like",
+                "method": "dora",
+                "fixed N": [4, 8, 16],
+                "adaptive": {
+                    "N": 8,
+                    "threshold": 0.9,
+                    "price": None,
+                    "kappa": 15.0,
+                    "cap": 2,
+                    "min_votes": 2,
+                },
+                "problems": 800,
+                "seed": 0,
+                "slots": 16,
+                "max_rounds": 24,
+            },
+        },
+        "estimates": {"fast": 1, "default": 1, "thorough": 1},
+        "k": {"fast": 1.96, "default": 1.96, "thorough": 1.96},
+        "declared": "bb79d1b 2026-12-06 08:03 UTC",
+        "history": (
+            "declared together with its first result (bb79d1b: the claim, its control and the "
+            "frontier evaluation in one commit), not separately pre-registered. A claim about "
+            "this toolkit's extension (issue: adaptive compute), not a claim of the paper."
+        ),
+    },
 }
 
 
