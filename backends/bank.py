@@ -5,6 +5,15 @@
 recorded policy with the recorded seeds therefore reproduces its records exactly (the host world
 asks for the same prefixes with the same seeds, and gets the same samples, scores, embeddings).
 
+Other policies are served too, wherever their trees meet the recorded ones: the host world's seed
+of a prefix depends on the problem's search key and the prefix's text only, and sample j of a
+request is the j-th draw of its seed (backends.host_world), so any policy asking a recorded
+prefix for n samples gets the recorded draws 0..n-1. What the bank lacks (a prefix never
+expanded, more draws, an embedding a policy without embeddings never asked for) is a miss, and
+`on_miss` says what happens: `error` (one line naming the prefix), `fallthrough` (the live backend
+answers and the bank records it) or `resample` (recorded samples of the prefix stand in for the
+missing draws, flagged: a bias risk).
+
 Schema (one database file; every key is a SHA-256 hex digest of the text it names):
 
     settings(id TEXT PRIMARY KEY, json TEXT)              -- what defines the samples: backend,
@@ -221,8 +230,8 @@ class ReplayBackend:
         """Live backend calls (0 unless a fallthrough needed the model)."""
         return self.recorder.calls if self.recorder is not None else 0
 
-    def _miss(self, what: str, problem: str, prefix: str = "") -> BankMiss:
-        where = f"problem {problem[:12]}" + (f", prefix {prefix[:12]}" if prefix else "")
+    def _miss(self, what: str, problem: str, prefix: str = "", *, name="problem") -> BankMiss:
+        where = f"{name} {problem[:12]}" + (f", prefix {prefix[:12]}" if prefix else "")
         return BankMiss(f"the bank {self.bank.path} has no {what} for {where}")
 
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[StepSample]:
@@ -287,7 +296,7 @@ class ReplayBackend:
             if value is None:
                 self.misses += 1
                 if self.on_miss != "fallthrough":
-                    raise self._miss(what, *names)
+                    raise self._miss(what, *names[1:], name=names[0])
                 missing.append(i)
             else:
                 self.hits += 1
@@ -304,7 +313,7 @@ class ReplayBackend:
                 "SELECT score FROM scores WHERE settings=? AND problem=? AND prefix=?",
                 (self.key, problem, prefix),
             ).fetchone()
-            return (None if row is None else row[0]), (problem, prefix)
+            return (None if row is None else row[0]), ("problem", problem, prefix)
 
         call = lambda ps: list(self._live().score(ps))  # noqa: E731
         return np.asarray(self._lookup("score", prefixes, find, call), np.float32)
@@ -314,7 +323,8 @@ class ReplayBackend:
             row = self.bank.db.execute(
                 "SELECT vector FROM embeddings WHERE settings=? AND text=?", (self.key, _digest(t))
             ).fetchone()
-            return (None if row is None else np.frombuffer(row[0], np.float32)), (_digest(t),)
+            vector = None if row is None else np.frombuffer(row[0], np.float32)
+            return vector, ("text", _digest(t))
 
         call = lambda ts: list(self._live().embed(ts))  # noqa: E731
         return np.stack(self._lookup("embedding", texts, find, call)).astype(np.float32)

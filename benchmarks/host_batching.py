@@ -6,8 +6,9 @@ round for every problem: what `dora bench` does) and one problem at a time (P se
 problem: the reference code's mode). Per-problem search keys do not depend on the batch and
 sampling seeds hash the prefix, so both modes do the same work and give the same records: the
 script checks that, then prints wall time per mode (median of interleaved repeats, compiles
-excluded), the speed-up, and the share of wall time spent outside the backend's calls (the
-engine's steps, the host world, grading). The floor is the backend's own time: a search cannot
+excluded), the speed-up (by wall time, and by the process's CPU time, which other processes on a
+shared machine do not inflate), and the share of wall time spent outside the backend's calls
+(the engine's steps, the host world, grading). The floor is the backend's own time: a search cannot
 be faster than the model calls it makes.
 
     python benchmarks/host_batching.py                          # toy backend, P = 20, N = 8
@@ -113,8 +114,8 @@ def main(args: argparse.Namespace) -> list[dict]:
         f"{jax.__version__} on {jax.devices()[0].platform}"
     )
     print(
-        f"{'rule':<10}{'batched s':>10}{'serial s':>10}{'speed-up':>10}{'calls b/s':>12}"
-        f"{'samples':>9}{'outside b':>11}{'outside s':>11}"
+        f"{'rule':<10}{'batched s':>10}{'serial s':>10}{'speed-up':>10}{'cpu ×':>10}"
+        f"{'calls b/s':>12}{'samples':>9}{'outside b':>11}{'outside s':>11}"
     )
     rows = []
     for index, rule in enumerate(rules):
@@ -123,15 +124,17 @@ def main(args: argparse.Namespace) -> list[dict]:
             _run(world, keys, config, index, batched)
         seen: dict[bool, list] = {True: [], False: []}
         wall: dict[bool, list[float]] = {True: [], False: []}
+        cpu: dict[bool, list[float]] = {True: [], False: []}
         inside: dict[bool, list[float]] = {True: [], False: []}
         calls: dict[bool, int] = {}
         samples: dict[bool, int] = {}
         for _ in range(args.repeats):
             for batched in (True, False):
                 timed.seconds, timed.calls, timed.samples = 0.0, 0, 0
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 seen[batched].append(_run(world, keys, config, index, batched))
                 wall[batched].append(time.perf_counter() - start)
+                cpu[batched].append(time.process_time() - start_cpu)
                 inside[batched].append(timed.seconds)
                 calls[batched], samples[batched] = timed.calls, timed.samples
         first = seen[True][0]  # every run of both modes gives the same per-problem results
@@ -143,6 +146,7 @@ def main(args: argparse.Namespace) -> list[dict]:
         if not same or samples[True] != samples[False]:
             raise SystemExit(f"{rule.label}: the two modes did different work; no comparison")
         b, s = statistics.median(wall[True]), statistics.median(wall[False])
+        cpu_b, cpu_s = statistics.median(cpu[True]), statistics.median(cpu[False])
         out_b = 1 - statistics.median(inside[True]) / b
         out_s = 1 - statistics.median(inside[False]) / s
         row = {
@@ -152,6 +156,8 @@ def main(args: argparse.Namespace) -> list[dict]:
             "batched_s": b,
             "serial_s": s,
             "speedup": s / b,
+            "cpu_s": {"batched": cpu_b, "serial": cpu_s},
+            "cpu_speedup": cpu_s / cpu_b,
             "backend_calls": {"batched": calls[True], "serial": calls[False]},
             "samples": samples[True],
             "backend_s": {
@@ -162,8 +168,8 @@ def main(args: argparse.Namespace) -> list[dict]:
         }
         rows.append(row)
         print(
-            f"{rule.label:<10}{b:>10.2f}{s:>10.2f}{s / b:>9.1f}×{calls[True]:>6}/{calls[False]:<5}"
-            f"{samples[True]:>9}{out_b:>10.0%}{out_s:>11.0%}"
+            f"{rule.label:<10}{b:>10.2f}{s:>10.2f}{s / b:>9.1f}×{cpu_s / cpu_b:>9.1f}×"
+            f"{calls[True]:>6}/{calls[False]:<5}{samples[True]:>9}{out_b:>10.0%}{out_s:>11.0%}"
         )
     print(
         "floor: the backend's own time (batched "

@@ -222,7 +222,10 @@ def _backend_settings(backend: str, rec, bank: Path | None, on_miss: str) -> dic
             recorded = SampleBank(bank).only_settings()[1]
         except BankError as error:
             fail(str(error))
-        return {"bank": str(bank), "recorded": recorded, "on_miss": on_miss}
+        # error and fallthrough give the same records (a fallthrough's draws are the live draws
+        # the bank would hold); resample's differ, so only it enters the fingerprint.
+        reuse = {"on_miss": on_miss} if on_miss == "resample" else {}
+        return {"bank": str(bank), "recorded": recorded, **reuse}
     if backend == "vllm":
         return dict(rec.vllm)
     if backend == "toy":
