@@ -98,7 +98,7 @@ def main(args: argparse.Namespace) -> dict:
                         axis=1, ddof=1
                     )
                 ratio = d["independent"].var(ddof=1) / d["shared"].var(ddof=1)
-                low, high = np.percentile(ratios, [2.5, 97.5], method="nearest")  # ∞ stays ∞
+                low, high = np.nanpercentile(ratios, [2.5, 97.5], method="nearest")  # 0/0 dropped
                 out["rows"][-1]["ratio"] = {"value": ratio, "ci95": [low, high]}
                 print(
                     f"{'':<15}{label:<18}var(independent) / var(shared) = {ratio:.2f} "
