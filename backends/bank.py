@@ -5,6 +5,15 @@
 recorded policy with the recorded seeds therefore reproduces its records exactly (the host world
 asks for the same prefixes with the same seeds, and gets the same samples, scores, embeddings).
 
+Other policies are served too, wherever their trees meet the recorded ones: the host world's seed
+of a prefix depends on the problem's search key and the prefix's text only, and sample j of a
+request is the j-th draw of its seed (backends.host_world), so any policy asking a recorded
+prefix for n samples gets the recorded draws 0..n-1. What the bank lacks (a prefix never
+expanded, more draws, an embedding a policy without embeddings never asked for) is a miss, and
+`on_miss` says what happens: `error` (one line naming the prefix), `fallthrough` (the live backend
+answers and the bank records it) or `resample` (recorded samples of the prefix stand in for the
+missing draws, flagged: a bias risk).
+
 Schema (one database file; every key is a SHA-256 hex digest of the text it names):
 
     settings(id TEXT PRIMARY KEY, json TEXT)              -- what defines the samples: backend,
@@ -24,6 +33,7 @@ and the writer apart.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -35,7 +45,14 @@ import numpy as np
 
 from backends.protocol import Backend, Prefix, StepRequest, StepSample
 
-__all__ = ["BankError", "BankMiss", "RecordingBackend", "ReplayBackend", "SampleBank"]
+__all__ = [
+    "ON_MISS",
+    "BankError",
+    "BankMiss",
+    "RecordingBackend",
+    "ReplayBackend",
+    "SampleBank",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings(id TEXT PRIMARY KEY, json TEXT NOT NULL);
@@ -161,69 +178,168 @@ class RecordingBackend:
         return tokens
 
 
+ON_MISS = ("error", "fallthrough", "resample")
+
+
 class ReplayBackend:
-    """Answers a text backend's calls from a bank, with no model: `hits` and `misses` count the
-    requests served and not found (a miss raises `BankMiss`, naming the prefix)."""
+    """Answers a text backend's calls from a bank. A request is a hit when the bank holds all it
+    asks (every asked draw of a generate request, a score, an embedding); `hits` and `misses`
+    count requests, `calls` the live backend's calls (none unless `fallthrough` needed one).
 
-    calls = 0  # backend (model) calls: none, ever
+    On a miss, `on_miss` decides:
+      error: raise `BankMiss`, one line naming the problem and prefix (hashes).
+      fallthrough: ask `live` (ONE call for all of a call's missing requests) and record its
+        answers into the bank; the draws the bank holds are kept. `live_settings` must be the
+        settings the bank was recorded with (else `BankError`, naming the first that differs).
+      resample: serve a generate request's missing draws by reusing the samples recorded at the
+        same prefix (its own seed's first, then other seeds', cycled); each such sample carries
+        `resampled=True` and `resampled` counts them: they are not independent draws, a bias risk.
+        A prefix with nothing recorded, or a missing score or embedding, still raises BankMiss.
+    """
 
-    def __init__(self, bank: SampleBank):
-        self.bank = bank
+    def __init__(
+        self,
+        bank: SampleBank,
+        *,
+        on_miss: str = "error",
+        live: Backend | None = None,
+        live_settings: dict[str, Any] | None = None,
+    ):
+        if on_miss not in ON_MISS:
+            raise BankError(f"on_miss must be one of {', '.join(ON_MISS)}, got {on_miss!r}")
+        self.bank, self.on_miss = bank, on_miss
         self.key, settings = bank.only_settings()
         self.embed_dim = settings.get("embed_dim")
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.resampled = 0
+        self.recorder: RecordingBackend | None = None
+        if on_miss == "fallthrough":
+            if live is None or live_settings is None:
+                raise BankError("--on-miss fallthrough needs the live backend the bank came from")
+            mine = {**live_settings, "embed_dim": int(getattr(live, "embed_dim", 0)) or None}
+            mine = json.loads(json.dumps(mine, sort_keys=True))
+            if mine != settings:
+                key = next(k for k in [*mine, *settings] if mine.get(k) != settings.get(k))
+                raise BankError(
+                    f"the live backend's {key} is {mine.get(key)!r}, the bank's "
+                    f"{settings.get(key)!r}: fallthrough would mix two sample sources"
+                )
+            self.recorder = RecordingBackend(live, bank, live_settings)
 
-    def _miss(self, what: str, problem: str, prefix: str = "") -> BankMiss:
-        self.misses += 1
-        where = f"problem {problem[:12]}" + (f", prefix {prefix[:12]}" if prefix else "")
+    @property
+    def calls(self) -> int:
+        """Live backend calls (0 unless a fallthrough needed the model)."""
+        return self.recorder.calls if self.recorder is not None else 0
+
+    def _miss(self, what: str, problem: str, prefix: str = "", *, name="problem") -> BankMiss:
+        where = f"{name} {problem[:12]}" + (f", prefix {prefix[:12]}" if prefix else "")
         return BankMiss(f"the bank {self.bank.path} has no {what} for {where}")
 
-    def generate(self, requests: Sequence[StepRequest]) -> list[list[StepSample]]:
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[StepSample]:
+        rows = self.bank.db.execute(sql, args).fetchall()
+        return [StepSample(t, int(k), bool(f), bool(c)) for t, k, f, c in rows]
+
+    def _draws(self, req: StepRequest, problem: str, prefix: str) -> dict[int, StepSample]:
+        rows = self.bank.db.execute(
+            "SELECT j, text, tokens, finished, truncated FROM samples WHERE settings=? AND "
+            "problem=? AND prefix=? AND final=? AND seed=? AND j<?",
+            (self.key, problem, prefix, int(req.final), req.seed, req.n),
+        ).fetchall()
+        return {int(j): StepSample(t, int(k), bool(f), bool(c)) for j, t, k, f, c in rows}
+
+    def _resample(self, req: StepRequest, problem: str, prefix: str, have) -> list[StepSample]:
+        pool = self._rows(
+            "SELECT text, tokens, finished, truncated FROM samples WHERE settings=? AND "
+            "problem=? AND prefix=? AND final=? ORDER BY seed != ?, seed, j",
+            (self.key, problem, prefix, int(req.final), req.seed),
+        )
+        if not pool:
+            raise self._miss("sample to resample", problem, prefix)
         out = []
-        for req in requests:
+        for j in range(req.n):
+            if j in have:
+                out.append(have[j])
+            else:
+                self.resampled += 1
+                out.append(dataclasses.replace(pool[j % len(pool)], resampled=True))
+        return out
+
+    def generate(self, requests: Sequence[StepRequest]) -> list[list[StepSample]]:
+        out: list[list[StepSample]] = [[] for _ in requests]
+        missing: list[tuple[int, dict[int, StepSample]]] = []
+        for i, req in enumerate(requests):
             problem, prefix = _prefix_key(req.prefix)
-            rows = self.bank.db.execute(
-                "SELECT j, text, tokens, finished, truncated FROM samples WHERE settings=? AND "
-                "problem=? AND prefix=? AND final=? AND seed=? AND j<? ORDER BY j",
-                (self.key, problem, prefix, int(req.final), req.seed, req.n),
-            ).fetchall()
-            if len(rows) < req.n:
+            have = self._draws(req, problem, prefix)
+            if len(have) == req.n:
+                self.hits += 1
+                out[i] = [have[j] for j in range(req.n)]
+                continue
+            self.misses += 1
+            if self.on_miss == "error":
                 raise self._miss(f"{req.n} samples (seed {req.seed})", problem, prefix)
-            self.hits += 1
-            out.append([StepSample(t, int(k), bool(f), bool(c)) for _, t, k, f, c in rows])
+            if self.on_miss == "resample":
+                out[i] = self._resample(req, problem, prefix, have)
+            else:
+                missing.append((i, have))
+        if missing:
+            assert self.recorder is not None
+            fresh = self.recorder.generate([requests[i] for i, _ in missing])
+            for (i, have), got in zip(missing, fresh, strict=True):
+                out[i] = [have.get(j, sample) for j, sample in enumerate(got)]
+        return out
+
+    def _lookup(self, what: str, items: Sequence[Any], find, call) -> list[Any]:
+        """Bank rows for `items` (`find(item)` → value or None); misses per `on_miss`, the
+        fallthrough's in one `call(missing items)`."""
+        out, missing = [], []
+        for i, item in enumerate(items):
+            value, names = find(item)
+            if value is None:
+                self.misses += 1
+                if self.on_miss != "fallthrough":
+                    raise self._miss(what, *names[1:], name=names[0])
+                missing.append(i)
+            else:
+                self.hits += 1
+            out.append(value)
+        if missing:
+            for i, value in zip(missing, call([items[i] for i in missing]), strict=True):
+                out[i] = value
         return out
 
     def score(self, prefixes: Sequence[Prefix]) -> np.ndarray:
-        out = []
-        for p in prefixes:
+        def find(p: Prefix):
             problem, prefix = _prefix_key(p)
             row = self.bank.db.execute(
                 "SELECT score FROM scores WHERE settings=? AND problem=? AND prefix=?",
                 (self.key, problem, prefix),
             ).fetchone()
-            if row is None:
-                raise self._miss("score", problem, prefix)
-            self.hits += 1
-            out.append(row[0])
-        return np.asarray(out, np.float32)
+            return (None if row is None else row[0]), ("problem", problem, prefix)
+
+        call = lambda ps: list(self._live().score(ps))  # noqa: E731
+        return np.asarray(self._lookup("score", prefixes, find, call), np.float32)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = []
-        for t in texts:
+        def find(t: str):
             row = self.bank.db.execute(
                 "SELECT vector FROM embeddings WHERE settings=? AND text=?", (self.key, _digest(t))
             ).fetchone()
-            if row is None:
-                raise self._miss("embedding", _digest(t))
-            self.hits += 1
-            out.append(np.frombuffer(row[0], np.float32))
-        return np.stack(out)
+            vector = None if row is None else np.frombuffer(row[0], np.float32)
+            return vector, ("text", _digest(t))
+
+        call = lambda ts: list(self._live().embed(ts))  # noqa: E731
+        return np.stack(self._lookup("embedding", texts, find, call)).astype(np.float32)
 
     def prompt_tokens(self, problem: str) -> int:
         row = self.bank.db.execute(
             "SELECT tokens FROM prompts WHERE settings=? AND problem=?",
             (self.key, _digest(problem)),
         ).fetchone()
-        if row is None:
+        if row is not None:
+            return int(row[0])
+        if self.on_miss != "fallthrough":
             raise self._miss("prompt length", _digest(problem))
-        return int(row[0])
+        return self._live().prompt_tokens(problem)
+
+    def _live(self) -> RecordingBackend:
+        assert self.recorder is not None  # fallthrough only
+        return self.recorder

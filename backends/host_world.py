@@ -8,8 +8,18 @@ its compiled, pure steps, with every problem's slots at once ([P, N] handles as 
 one search round makes one `Backend.generate` call, one `Backend.score` call and (for rules that
 read embeddings) at most one `Backend.embed` call for every problem and candidate, and the store
 may grow and raise freely (nothing is traced, cached or re-executed by JAX). Copies of one node
-(the rule gave it B_i > 1 rollouts) become one request with n = B_i samples. Only the slots the
-engine reads (`active`) are sent to the model.
+(the rule gave it B_i > 1 rollouts) become one request with n = B_i samples, and so do nodes of
+one problem whose texts are equal (two paths that wrote the same steps): a prefix is asked once
+per round. Only the slots the engine reads (`active`) are sent to the model.
+
+Sampling seeds are common random numbers. A request's seed is a hash of the round's expand key
+and the prefix's CONTENT (problem and steps), never of a node handle, and sample j of a request
+is the j-th draw of its seed whatever n is (`backends.protocol.StepRequest`). The round keys come
+from the problem's search key alone (`dora_jax.search.init_state` draws them before any rule
+acts), and a prefix of d steps is always expanded in round d + 1, so every policy run with the
+same problem key and T_max gets the same sample j of the same prefix: two policies that reach a
+prefix share their first min(n, n') samples, and a sample bank (backends.bank) recorded under one
+policy serves another wherever their trees meet.
 
 Problems are the int32 indices of `HostWorld.problems`. Finished solutions are graded on the host
 (math-verify via backends.grading); answers are interned per problem into int ids (equivalent
@@ -21,6 +31,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -53,6 +65,7 @@ class Node:
     step_tokens: int = 0
     finished: bool = False
     truncated: bool = False
+    resampled: bool = False  # a replay reused a recorded sample for this draw (a bias risk)
     outcome: str | None = None  # grading.Outcome name, for finished nodes
     answer: int = -1  # the problem's interned answer id; -1 = none
     score: float | None = None  # last-step score, once scored
@@ -62,12 +75,11 @@ class Node:
         return "".join(self.steps)
 
 
-def _seed(words: np.ndarray, handle: int) -> int:
-    """A 31-bit sampling seed from a round key's two words and the node handle."""
+def _seed(words: np.ndarray, prefix: Prefix) -> int:
+    """A 31-bit sampling seed from a round key's two words and the prefix's content."""
     a, b = (int(x) for x in np.asarray(words, np.uint32).reshape(-1)[:2])
-    x = (a * 0x9E3779B1 ^ b * 0x85EBCA77 ^ (handle + 1) * 0xC2B2AE3D) & 0xFFFFFFFF
-    x ^= x >> 16
-    return (x * 0x7FEB352D & 0xFFFFFFFF) >> 1
+    text = json.dumps([a, b, prefix.problem, list(prefix.steps)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") >> 1
 
 
 class HostWorld:
@@ -193,6 +205,7 @@ class HostWorld:
             step_tokens=int(sample.tokens),
             finished=bool(sample.finished),
             truncated=bool(sample.truncated),
+            resampled=bool(getattr(sample, "resampled", False)),
         )
         self.nodes.append(node)
         return len(self.nodes) - 1
@@ -204,18 +217,21 @@ class HostWorld:
         key_words = np.broadcast_to(np.asarray(key_words, np.uint32).reshape(-1, 2), (rows, 2))
         requests, where = [], []
         for r in range(rows):
-            groups: dict[int, list[int]] = {}
+            # One request per distinct prefix text of this problem (equal texts, one draw list).
+            groups: dict[tuple[str, ...], list[int]] = {}
             for slot in np.flatnonzero(active[r]):
-                groups.setdefault(int(node[r, slot]), []).append(int(slot))
-            for handle, members in groups.items():
+                handle = int(node[r, slot])
                 if self.nodes[handle].finished:
                     raise RuntimeError(f"node {handle} is finished but was sent to generate")
+                groups.setdefault(self.nodes[handle].steps, []).append(int(slot))
+            for members in groups.values():
+                prefix = self.prefix(int(node[r, members[0]]))
                 requests.append(
                     StepRequest(
-                        self.prefix(handle),
+                        prefix,
                         n=len(members),
                         final=bool(final[r]),
-                        seed=_seed(key_words[r], handle),
+                        seed=_seed(key_words[r], prefix),
                     )
                 )
                 where.append((r, members))
@@ -234,9 +250,8 @@ class HostWorld:
             for (r, members), request, got in zip(where, requests, samples, strict=True):
                 if len(got) != request.n:
                     raise RuntimeError(f"backend returned {len(got)} samples, asked {request.n}")
-                parent = int(node[r, members[0]])
                 for s, sample in zip(members, got, strict=True):
-                    child = self._add(parent, sample)
+                    child = self._add(int(node[r, s]), sample)
                     c = self.nodes[child]
                     if request.final and not c.finished:
                         c.finished = True  # the last round ends every path
@@ -292,11 +307,16 @@ class HostWorld:
                     "score": node.score,
                     "finished": node.finished,
                     "truncated": node.truncated,
+                    "resampled": node.resampled,
                     "outcome": node.outcome,
                     "answer": node.answer,
                 }
             )
         return out
+
+    def resampled(self, problem: int) -> int:
+        """How many of one problem's nodes hold a reused (resampled) sample, not their own draw."""
+        return sum(n.resampled for n in self.nodes if n.problem == problem)
 
     def answers(self, problem: int) -> dict[int, str]:
         """The interned answer ids of one problem → their voting keys."""

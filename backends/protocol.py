@@ -38,7 +38,10 @@ class StepRequest:
     """`n` independent samples of the next step of `prefix`.
 
     `final`: generate to EOS (no step delimiter), as the search's last round does. `seed`: the
-    sampling seed of this request (deterministic per seed where the backend allows it).
+    sampling seed of this request. Sample j of a request is the j-th draw of its seed, whatever
+    `n` is (the toy backend hashes (seed, j, prefix); vLLM gives child j of a seeded request the
+    seed `seed + j`), so a request for n' > n samples starts with the n samples of the smaller
+    one: what lets policies and a sample bank share samples (backends.host_world).
     """
 
     prefix: Prefix
@@ -54,12 +57,15 @@ class StepSample:
     text: the new step, its delimiter kept. tokens: policy tokens generated for it.
     finished: the solution ended (EOS, or the per-solution token cap was reached).
     truncated: it ended at the token cap without EOS (graded as such; no answer counts).
+    resampled: not the draw that was asked for but a recorded sample reused in its place (a
+    replay's `--on-miss resample`): the draws are no longer independent, a bias risk.
     """
 
     text: str
     tokens: int
     finished: bool
     truncated: bool = False
+    resampled: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,6 +33,8 @@ from dora_cli._common import (
 )
 from simulations.spec import PAPER_BUDGETS, PAPER_METHODS
 
+ON_MISS = ("error", "fallthrough", "resample")  # = backends.bank.ON_MISS (imported lazily)
+
 BACKENDS = ("sim", "toy", "replay", "vllm")
 
 
@@ -97,6 +99,14 @@ def bench(
     bank: Annotated[
         Path | None, typer.Option(help="The bank that --backend replay answers from.")
     ] = None,
+    on_miss: Annotated[
+        str,
+        typer.Option(
+            help="A replay's request the bank lacks: error (stop, one line naming the prefix), "
+            "fallthrough (ask the live backend the bank came from and record the answer) or "
+            "resample (reuse the samples recorded at that prefix: flagged as a bias risk)."
+        ),
+    ] = "error",
     plots: Annotated[bool, typer.Option(help="Write the PNG plots.")] = True,
     kappa_from: Annotated[
         Path | None, typer.Option(help="κ for optimal/bayes from a `dora calibrate --out` file.")
@@ -150,6 +160,10 @@ def bench(
         fail("--bank is read by --backend replay only (record with --record)")
     if bank is not None and not bank.is_file():
         fail(f"--bank {bank} not found")
+    if on_miss not in ON_MISS:
+        fail(f"--on-miss must be one of {', '.join(ON_MISS)}, got {on_miss!r}")
+    if on_miss != "error" and backend != "replay":
+        fail("--on-miss applies to --backend replay only")
     if record is not None and backend not in ("toy", "vllm"):
         fail("--record needs a text backend: toy or vllm")
     if record is not None:
@@ -198,7 +212,7 @@ def bench(
             max_rounds=settings.get("max_rounds", 40),
             batch_size=settings.get("batch_size"),
             model_sizes=rec.models,
-            backend_settings=_backend_settings(backend, rec, bank),
+            backend_settings=_backend_settings(backend, rec, bank, on_miss),
             adaptive=adaptive,
         )
     except bench_lib.BenchError as error:
@@ -208,7 +222,7 @@ def bench(
             bench_lib.check(spec, out)  # before a model loads
         except bench_lib.BenchError as error:
             fail(str(error))
-    make_world, text_backend = _text_world(backend, rec, record, bank, spec.backend_settings)
+    make_world, text_backend = _text_world(backend, rec, record, bank, on_miss)
     done, moved = bench_lib.prepare(spec, out, fresh=fresh)
     if moved is not None:
         typer.echo(f"moved the previous run's files to {moved}", err=True)
@@ -217,7 +231,7 @@ def bench(
     _run(spec, out, make_world, rec, plots=plots, as_json=as_json, text_backend=text_backend)
 
 
-def _backend_settings(backend: str, rec, bank: Path | None) -> dict[str, object]:
+def _backend_settings(backend: str, rec, bank: Path | None, on_miss: str) -> dict[str, object]:
     """What defines a host backend's samples, for the run's fingerprint."""
     if backend == "replay":
         from backends.bank import BankError, SampleBank
@@ -226,7 +240,10 @@ def _backend_settings(backend: str, rec, bank: Path | None) -> dict[str, object]
             recorded = SampleBank(bank).only_settings()[1]
         except BankError as error:
             fail(str(error))
-        return {"bank": str(bank), "recorded": recorded}
+        # error and fallthrough give the same records (a fallthrough's draws are the live draws
+        # the bank would hold); resample's differ, so only it enters the fingerprint.
+        reuse = {"on_miss": on_miss} if on_miss == "resample" else {}
+        return {"bank": str(bank), "recorded": recorded, **reuse}
     if backend == "vllm":
         return dict(rec.vllm)
     if backend == "toy":
@@ -236,29 +253,76 @@ def _backend_settings(backend: str, rec, bank: Path | None) -> dict[str, object]
     return {}
 
 
-def _text_world(backend: str, rec, record: Path | None, bank: Path | None, settings):
-    """(make_world, the Backend behind it) for a text backend; (None, None) for sim."""
+def _recorded_as(backend: str, rec) -> dict[str, object]:
+    """The settings a bank records a live text backend's samples under."""
+    return {"backend": backend, **_backend_settings(backend, rec, None, "error")}
+
+
+def _text_world(backend: str, rec, record: Path | None, bank: Path | None, on_miss: str):
+    """(make_world, [the Backend behind it, once built]) for a text backend; (None, []) for sim.
+
+    A replay with `--on-miss fallthrough` builds the live backend its bank was recorded from
+    (toy; vllm from --recipe), checked against the bank's settings before any model loads."""
     from backends import bank as bank_lib
     from backends.host_world import HostWorld
-    from backends.toy import ToyBackend
+    from backends.toy import VERSION, ToyBackend
 
     held: list[object] = []
+    if backend == "sim":
+        return None, held
+    source = backend
+    if backend == "replay":
+        try:
+            recorded = bank_lib.SampleBank(bank).only_settings()[1]
+        except bank_lib.BankError as error:
+            fail(str(error))
+        source = "toy" if recorded.get("backend") == VERSION else str(recorded.get("backend"))
+        if on_miss == "fallthrough" and source not in ("toy", "vllm"):
+            fail(f"--on-miss fallthrough cannot rebuild the bank's backend {source!r}")
+    needs_live = backend != "replay" or on_miss == "fallthrough"
+    live = None
+    if needs_live:
+        if source == "toy":
+            live = ToyBackend.for_problems
+        else:
+            if on_miss == "fallthrough":
+                _check_fallthrough(recorded, _recorded_as("vllm", rec), bank)
+            live = _vllm_backend(rec)
 
     def build(problems):
         if backend == "replay":
-            model = bank_lib.ReplayBackend(bank_lib.SampleBank(bank))
+            store = bank_lib.SampleBank(bank)
+            try:
+                model = bank_lib.ReplayBackend(
+                    store,
+                    on_miss=on_miss,
+                    live=None if live is None else live(problems),
+                    live_settings=_recorded_as(source, rec),
+                )
+            except bank_lib.BankError as error:
+                fail(str(error))
         else:
+            assert live is not None
             model = live(problems)
             if record is not None:
                 store = bank_lib.SampleBank(record)
-                model = bank_lib.RecordingBackend(model, store, {"backend": backend, **settings})
+                model = bank_lib.RecordingBackend(model, store, _recorded_as(backend, rec))
         held.append(model)
         return HostWorld(model, problems)
 
-    if backend == "sim":
-        return None, held
-    live = _vllm_backend(rec) if backend == "vllm" else ToyBackend.for_problems
     return build, held
+
+
+def _check_fallthrough(recorded: dict, mine: dict, bank: Path | None) -> None:
+    """One line, before a model loads, when the recipe's [vllm] is not what the bank recorded."""
+    theirs = {k: v for k, v in recorded.items() if k != "embed_dim"}
+    mine = json.loads(json.dumps(mine, sort_keys=True))
+    if mine != theirs:
+        key = next(k for k in [*mine, *theirs] if mine.get(k) != theirs.get(k))
+        fail(
+            f"--on-miss fallthrough: the recipe's {key} is {mine.get(key)!r}, the bank {bank} "
+            f"recorded {theirs.get(key)!r}"
+        )
 
 
 def _vllm_backend(rec):
@@ -297,12 +361,15 @@ def _counters(held: list[object]) -> dict[str, int]:
     out = {"backend_calls": sum(calls.values()) if isinstance(calls, dict) else int(calls or 0)}
     if hasattr(model, "hits"):
         out.update(bank_hits=model.hits, bank_misses=model.misses)
+        if model.on_miss == "resample":
+            out["resampled_samples"] = model.resampled
     return out
 
 
 def _run(
     spec, out: Path, make_world, rec, *, plots: bool, as_json: bool, text_backend=None
 ) -> None:
+    from backends.bank import BankMiss
     from simulations import bench as bench_lib
     from simulations import report
 
@@ -317,8 +384,12 @@ def _run(
                 make_world=make_world,
                 progress=lambda label, n: bar.update(task, advance=n, description=label),
             )
-    except bench_lib.BenchError as error:
-        fail(str(error))
+    except (bench_lib.BenchError, BankMiss) as error:
+        # A replay's miss: the finished problems are on disk; --on-miss picks another answer.
+        fail(
+            str(error)
+            + (" (--on-miss fallthrough|resample)" if isinstance(error, BankMiss) else "")
+        )
     except Exception as error:  # the model stack failed mid-run: finished units are on disk
         lines = [x for x in str(error).splitlines() if x.strip()]
         raise RunError(
@@ -330,6 +401,11 @@ def _run(
     dataset = spec.problems[0].dataset
     title = f"{dataset}, {spec.backend}"
     counters = _counters(text_backend or [])
+    if counters.get("resampled_samples"):
+        counters["bias_risk"] = (
+            f"{counters['resampled_samples']} samples reused recorded ones instead of new draws "
+            "(--on-miss resample): not independent samples; records flag them in 'resampled'"
+        )
     meta = {"seconds": elapsed, **counters}
     images = report.write(out, rows, records, title=title, plots=plots, meta=meta)
     if as_json:

@@ -26,7 +26,9 @@ into `replaced-<k>/` first). The returned records are this run's units only.
 
 Records carry the same fields as `dora simulate` (method, budget, seed, accuracy = PRM-weighted
 vote, majority_accuracy, best_of_n_accuracy, pass_at_n, rollouts, tokens, flops) per problem,
-plus problem, dataset, level and backend; `simulations.report.summarize` pools them per
+plus problem, dataset, level, backend and `resampled` (how many of the problem's samples a replay
+with `--on-miss resample` reused instead of drawing: a bias risk; 0 otherwise);
+`simulations.report.summarize` pools them per
 (method, N), as it pools `dora simulate`'s.
 """
 
@@ -207,7 +209,14 @@ def unit_key(record: dict[str, Any]) -> tuple[str, str, int, int]:
 
 
 def _records(
-    spec: BenchSpec, result: SearchResult, batch: Sequence[Problem], method, budget, seed, wall
+    spec: BenchSpec,
+    result: SearchResult,
+    batch: Sequence[Problem],
+    method,
+    budget,
+    seed,
+    wall,
+    resampled: Sequence[int],
 ):
     led = jax.tree.map(lambda x: np.asarray(x, np.float64), result.ledger)
     flops = ledger_lib.flops(led, spec.model_sizes)
@@ -240,6 +249,7 @@ def _records(
                 "allocations": np.asarray(result.trace.allocation[i])[: int(result.rounds[i])]
                 .astype(int)
                 .tolist(),
+                "resampled": int(resampled[i]),
                 "wall_s": wall / len(batch),
             }
         )
@@ -346,7 +356,12 @@ def run(
             else:
                 result, tree = _run_host(spec, index, budget, seed, batch, world)
             result = jax.tree.map(np.asarray, result)
-            records = _records(spec, result, batch, method, budget, seed, time.perf_counter() - t0)
+            # Nodes whose sample a replay reused (--on-miss resample): a bias risk, per problem.
+            reused = (
+                [0] * len(batch) if tree is None else [sum(n["resampled"] for n in t) for t in tree]
+            )
+            wall = time.perf_counter() - t0
+            records = _records(spec, result, batch, method, budget, seed, wall, reused)
             if tree is not None:
                 append_jsonl(
                     trees_path,

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -209,6 +210,83 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert 3 <= partial < 24, partial  # killed midway
     resumed = _dora(tmp_path, *args, "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
+    assert _records(out) == _records(whole)
+
+
+@pytest.mark.slow
+def test_replay_misses_error_in_one_line_or_resample_with_a_flag(tmp_path):
+    """A bank recorded at N = 4 (one final round) asked for N = 8: error by default (one line
+    naming the prefix, status 2), or resample: the extra draws reuse recorded samples, flagged in
+    the records and the summary."""
+    args = ["--dataset", "math500", "--limit", "2", "--methods", "rebase", "--max-rounds", "1"]
+    args += ["--no-plots"]
+    bank = tmp_path / "BANK"
+    done = _dora(tmp_path, "--backend", "toy", *args, "--budgets", "4", "--record", str(bank),
+                 "--out", str(tmp_path / "A"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    replay = ["--backend", "replay", "--bank", str(bank), *args, "--budgets", "8"]
+    missed = _dora(tmp_path, *replay, "--out", str(tmp_path / "E"))
+    assert missed.returncode == 2, missed.stderr
+    line = missed.stderr.strip().splitlines()[-1]
+    assert line.startswith("dora: error: the bank") and "prefix" in line and "--on-miss" in line
+    out = tmp_path / "R"
+    resampled = _dora(tmp_path, *replay, "--on-miss", "resample", "--out", str(out))
+    assert resampled.returncode == 0, resampled.stderr
+    assert "bias risk" in resampled.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["backend_calls"] == 0 and summary["bank_misses"] == 2  # the two roots
+    assert summary["resampled_samples"] == 8 and "bias_risk" in summary
+    assert [r["resampled"] for r in _records(out)] == [4, 4]
+    assert [r["resampled"] for r in _records(tmp_path / "A")] == [0, 0]
+    assert "applies to --backend replay only" in _bad(tmp_path, "--on-miss", "resample")
+    assert "--on-miss must be one of" in _bad(
+        tmp_path, "--backend", "replay", "--bank", str(bank), "--on-miss", "guess"
+    )
+
+
+def _bank_rows(path: Path) -> dict[str, list]:
+    """Every row of every table of a bank, sorted (a kill-and-resume check compares them)."""
+    from backends.bank import TABLES
+
+    with sqlite3.connect(path) as db:
+        return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall()) for t in TABLES}
+
+
+@pytest.mark.slow
+def test_sigkill_while_recording_then_resume_loses_and_duplicates_no_sample(tmp_path):
+    args = ["--backend", "toy", "--dataset", "math500", "--limit", "6", "--batch-size", "1",
+            "--budgets", "4,8", "--methods", "rebase,dora", "--max-rounds", "6",
+            "--no-plots"]  # fmt: skip
+    whole = tmp_path / "whole"
+    done = _dora(tmp_path, *args, "--record", str(tmp_path / "whole.sqlite"), "--out", str(whole))
+    assert done.returncode == 0, done.stderr
+    bank, out = tmp_path / "killed.sqlite", tmp_path / "killed"
+    proc = subprocess.Popen(
+        [DORA, "bench", *args, "--record", str(bank), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(tmp_path),
+    )
+    results = out / "results.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if results.exists() and len(results.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(results.read_text().splitlines())
+    assert 5 <= partial < 24, partial  # killed midway
+    killed_counts = {t: len(rows) for t, rows in _bank_rows(bank).items()}
+    resumed = _dora(tmp_path, *args, "--record", str(bank), "--out", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed: " in resumed.stderr
+    expected, got = _bank_rows(tmp_path / "whole.sqlite"), _bank_rows(bank)
+    counts = {t: len(rows) for t, rows in got.items()}
+    print(f"rows after the kill {killed_counts}; resumed {counts}; uninterrupted "
+          f"{ {t: len(rows) for t, rows in expected.items()} }")  # fmt: skip
+    assert any(killed_counts[t] < counts[t] for t in counts)  # the kill cut the recording short
+    assert got == expected  # same rows: none lost, none twice
     assert _records(out) == _records(whole)
 
 

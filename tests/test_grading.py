@@ -231,6 +231,7 @@ def test_answer_key_falls_back_to_the_string_on_timeout(monkeypatch):
         raise grading._Timeout
 
     monkeypatch.setattr(grading, "_bounded", out_of_time)
+    grading._key_of.cache_clear()  # keys are remembered; this one must reach the worker
     assert answer_key("\\boxed{ \\dfrac{1}{2} }") == "str:\\frac{1}{2}"
 
 
@@ -291,6 +292,18 @@ def test_answer_key_edges():
     assert answer_key("0.5", extract=False) == answer_key("\\boxed{\\frac{1}{2}}") == "num:0.5"
     assert answer_key("\\boxed{3} then \\boxed{33}") == "num:33"
     assert answer_key("\\boxed{x=5}", timeout_s=None) == answer_key("\\boxed{5}") == "num:5"
+
+
+INTEGERS = ["0", "7", "033", "-12", "+5", "1000000007", "\\text{42}", "-0"]
+
+
+def test_integer_fast_path_agrees_with_math_verify():
+    """Integers skip the worker: the same keys and verdicts as math-verify's (the oracle)."""
+    for a in INTEGERS:
+        assert answer_key(a, extract=False) == "num:" + str(int(normalize_answer(a)))
+        assert grading._parsed_key(a) == answer_key(a, extract=False), a
+        for b in INTEGERS:
+            assert grade(_solution(a), b).outcome.value == grading._judge(a, b), (a, b)
 
 
 # --- reference solutions -----------------------------------------------------------------

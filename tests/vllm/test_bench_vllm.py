@@ -5,6 +5,7 @@ own engines in subprocesses (one at a time) and checks SIGKILL + resume."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -19,8 +20,10 @@ import pytest
 
 pytest.importorskip("vllm", reason="vLLM is not installed here: run with the .venv-vllm python")
 
+from backends.bank import BankMiss, RecordingBackend, ReplayBackend, SampleBank
 from backends.datasets import Problem
 from backends.host_world import HostWorld
+from backends.protocol import Prefix, StepRequest
 from dora_jax.search import Rule
 from simulations import bench
 
@@ -76,6 +79,55 @@ def test_bench_on_vllm_keeps_the_budget_and_the_schema(backend, tmp_path):
     assert len(trees) == len(records)
     finished = [n for t in trees for n in t["nodes"] if n["finished"]]
     assert finished and all(n["outcome"] for n in finished)
+
+
+def _bench_spec(problems, backend: str) -> bench.BenchSpec:
+    return bench.BenchSpec(
+        problems=tuple(problems),
+        rules=(Rule.make("rebase"), Rule.make("dora")),
+        budgets=(4,),
+        seeds=(0,),
+        backend=backend,
+        max_rounds=6,
+    )
+
+
+def test_sample_j_of_a_seed_is_the_same_whatever_n(backend):
+    """What lets policies and a bank share samples: vLLM seeds child j of a request seed + j."""
+    prefix = Prefix(_problems(1)[0].problem)
+    small, large = backend.generate(
+        [StepRequest(prefix, 2, seed=11), StepRequest(prefix, 4, seed=11)]
+    )
+    assert large[:2] == small
+    assert backend.generate([StepRequest(prefix, 2, seed=12)])[0] != small  # control
+
+
+def test_record_then_replay_with_no_engine_call(backend, tmp_path):
+    """A vLLM run recorded into a bank replays to the same records with no engine call; a
+    replay at a larger N misses (one line naming the prefix)."""
+    problems = _problems()
+    store = SampleBank(tmp_path / "bank.sqlite")
+    recorded_as = {"backend": "vllm", **{k: str(v) for k, v in vars(backend.settings).items()}}
+    recording = RecordingBackend(backend, store, recorded_as)
+    recorded = bench.run(
+        _bench_spec(problems, "vllm"),
+        tmp_path / "A",
+        make_world=lambda ps: HostWorld(recording, ps),
+    )
+    assert all(n > 0 for n in store.counts().values()), store.counts()
+    before = dict(backend.calls)
+    replay = ReplayBackend(SampleBank(store.path))
+    replayed = bench.run(
+        _bench_spec(problems, "replay"), tmp_path / "B", make_world=lambda ps: HostWorld(replay, ps)
+    )
+    assert dict(backend.calls) == before  # no engine ran
+    drop = ("wall_s", "backend")
+    strip = lambda rs: [{k: v for k, v in r.items() if k not in drop} for r in rs]  # noqa: E731
+    assert strip(replayed) == strip(recorded)
+    assert replay.calls == 0 and replay.hits > 0 and replay.misses == 0
+    larger = dataclasses.replace(_bench_spec(problems, "replay"), budgets=(8,))
+    with pytest.raises(BankMiss, match="prefix"):
+        bench.run(larger, tmp_path / "C", make_world=lambda ps: HostWorld(replay, ps))
 
 
 def _recipe(tmp_path: Path, settings) -> Path:
