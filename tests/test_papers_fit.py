@@ -188,6 +188,7 @@ def test_token_scale_moves_to_table_one():
     assert fit_lib.token_scale(per / 2 + 100 / 512, prompt=100) == pytest.approx(2.0)
 
 
+@pytest.mark.slow  # compiles a search (~30 s on 2 busy cores)
 def test_tiny_simulation_and_cli(capsys):
     sim = fit_lib.simulate(0, problems=4, budgets=(4, 8), max_rounds=4)
     assert sim.searches == 4 * 5 * 2
