@@ -198,8 +198,11 @@ def methods_help(default: Sequence[str] | None = None) -> str:
 
 def preset_names() -> str:
     from dora_jax import world
+    from dora_jax.paper_worlds import PAPER_WORLDS
 
-    return ", ".join(world.PRESETS)
+    own = [name for name in world.PRESETS if name not in PAPER_WORLDS]
+    fitted = f", paper-<model>-<dataset> ({', '.join(PAPER_WORLDS)})" if PAPER_WORLDS else ""
+    return ", ".join(own) + fitted
 
 
 def claim_names() -> str:

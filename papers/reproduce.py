@@ -4,9 +4,8 @@ Three parts, each judged with `papers.compare` against the paper's numbers (`pap
 
 - fig3: the five methods of Fig. 3 (p.7) × budgets N on the synthetic world, summarised by
   `simulations.report.summarize` (accuracy with its 95% cluster-bootstrap interval) and compared
-  with Fig. 3's Llama-3.2-1B / MATH500 cell, which the "paper-like" world stands for (Table 1's
-  setting). The world is NOT fitted to that cell (issue 13 item 3): its accuracies are higher,
-  so the comparison speaks about shapes and orderings, not levels.
+  with Fig. 3's Llama-3.2-1B / MATH500 cell (Table 1's setting), on the world fitted to that
+  cell's baseline curves (`papers.fit`, preset paper-llama-1b-math500; DORA held out).
 - fig4: the SAME records split by difficulty level (Fig. 4, p.9). A problem's difficulty in the
   world is its p(root) ~ Beta(difficulty_a, difficulty_b) (`dora_jax.world.sample_problem`), a
   per-problem knob. Levels are modelled as difficulty strata: the P problems of each seed are
@@ -39,11 +38,11 @@ from typing import Any
 import numpy as np
 
 from backends.files import atomic_write, read_jsonl
-from papers import compare, data
+from dora_jax.paper_worlds import PAPER_WORLDS
+from papers import compare, data, fit
 
 Z95 = 1.959963984540054
 PARTS = ("fig3", "fig4", "table1")
-WORLD = "paper-like"
 # The paper cell our synthetic world stands for (Table 1's setting).
 MODEL, DATASET = compare.TABLE1_SETTING
 # Table 1's pairing (REBASE's N, DORA's N); a module constant so that tests can shrink it.
@@ -55,9 +54,19 @@ LEVELS_HOW = (
     "first, in MATH500's proportions 43:90:105:128:134 (a perfect sort by difficulty; MATH's "
     "human-assigned levels are noisier, so ours are more separated)"
 )
-WORLD_NOTE = (
-    f"the synthetic world {WORLD!r} stands for {MODEL} on {DATASET}; it is not fitted to the "
-    "paper, so levels differ and shapes and orderings are what compare"
+# The world: the one fitted to this cell's baseline curves (`papers.fit`, preset
+# paper-llama-1b-math500; DORA held out), or paper-like where the fitted presets are absent.
+WORLD = (
+    f"paper-{fit.SHORT_MODEL[MODEL]}-{DATASET}"
+    if f"paper-{fit.SHORT_MODEL[MODEL]}-{DATASET}" in PAPER_WORLDS
+    else "paper-like"
+)
+WORLD_NOTE = f"the synthetic world {WORLD!r} stands for {MODEL} on {DATASET}" + (
+    "; it is fitted to the paper's baseline curves of that cell (python -m papers.fit), "
+    "DORA held out"
+    if WORLD != "paper-like"
+    else "; it is not fitted to the paper, so levels differ and shapes and orderings are "
+    "what compare"
 )
 
 
