@@ -100,7 +100,7 @@ def train(
         result = train_lib.train(
             settings, steps, out, resume=resume, on_data=on_data, on_step=on_step
         )
-    first, last = result.losses[0], result.losses[-1]
+    before, after = result.held_out_loss
     typer.echo(f"wrote {out} (step {result.step})")
-    typer.echo(f"batch loss: step {first[0]} {first[1]:.4f} -> step {last[0]} {last[1]:.4f}")
+    typer.echo(f"relaxed loss on the held-out states: {before:.4f} at step {done} -> {after:.4f}")
     typer.echo(train_lib.validation_summary(result))

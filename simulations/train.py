@@ -377,6 +377,7 @@ class TrainResult(NamedTuple):
     losses: list[tuple[int, float]]  # (step, mean relaxed loss over the batch) every log step
     step: int
     validation: dict[str, float]
+    held_out_loss: tuple[float, float]  # relaxed loss on the held-out states, before and after
 
 
 def train(
@@ -428,6 +429,12 @@ def train(
         params, opt_state = restore(record, params, opt_state)
         start = int(record["step"])
 
+    def held_out(params) -> float:
+        known = jnp.zeros(validation.budget.shape, bool)
+        return float(jax.jit(relaxed_loss, static_argnums=0)(graphdef, params, validation, known))
+
+    before = held_out(params)
+
     def save(step, params, opt_state):
         save_checkpoint(out, settings, config, params, opt_state, step)
 
@@ -444,7 +451,12 @@ def train(
         on_step=on_step,
     )
     save_checkpoint(out, settings, config, params, opt_state, max(steps, start))
-    return TrainResult(losses, max(steps, start), evaluate(graphdef, params, validation))
+    return TrainResult(
+        losses,
+        max(steps, start),
+        evaluate(graphdef, params, validation),
+        (before, held_out(params)),
+    )
 
 
 def world_config(name: str) -> world_lib.WorldConfig:
