@@ -5,6 +5,8 @@ checks that every row sums to N). Performance claims live here, not in timed tes
 
     python benchmarks/allocate_throughput.py                       # 10,000 × 64, N = 64
     python benchmarks/allocate_throughput.py --problems 100 --repeats 1   # smoke
+    python benchmarks/allocate_throughput.py --problems 200 --k 256 --budget 256 \
+        --rules dora,bayes,learned          # the per-call cost of README's learned section
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ RULES = {
     "dora": {},
     "dora(reference)": {"prefilter": "rebase_round", "rounding": "round_half_even_then_cycle"},
     "optimal": {"kappa": 1.0},
+    "bayes": {},
+    "learned": {},
 }
 
 
@@ -61,6 +65,8 @@ def main(args: argparse.Namespace) -> list[dict]:
     print(f"{'rule':<22}{'compile s':>10}{'call ms':>10}{'µs/problem':>12}{'problems/s':>14}")
     rows = []
     for name, hp in RULES.items():
+        if args.rules is not None and name not in args.rules:
+            continue
         method = name.split("(")[0]
         rule = functools.partial(dora_jax.allocate, method, **hp)
         batched = jax.jit(jax.vmap(lambda s, e, rule=rule: rule(s, args.budget, embeddings=e)))
@@ -83,7 +89,13 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--embedding-dim", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rules", default=None, help="comma-separated names (default: all)")
     args = parser.parse_args(argv)
+    if args.rules is not None:
+        args.rules = [x.strip() for x in args.rules.split(",") if x.strip()]
+        unknown = sorted(set(args.rules) - set(RULES))
+        if unknown:
+            parser.error(f"unknown rule {unknown[0]!r}; choose from {', '.join(RULES)}")
     for name in ("problems", "k", "budget", "embedding_dim", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")

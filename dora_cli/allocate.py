@@ -70,6 +70,10 @@ def allocate(
     prefilter: Annotated[
         str | None, typer.Option(help="dora: none (default) or rebase_round.")
     ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(help="learned: a `dora train` checkpoint file (default: the shipped one)."),
+    ] = None,
     seed: Annotated[
         int | None,
         typer.Option(help="Break ties at random with this seed, 0 to 2**32-1 (default: by index)."),
@@ -93,6 +97,7 @@ def allocate(
         "kappa": kappa,
         "rounding": rounding,
         "prefilter": prefilter,
+        "checkpoint": checkpoint,
     }
     hp = {name: value for name, value in hp.items() if value is not None}
     emb = None if embeddings is None else load_embeddings(embeddings)

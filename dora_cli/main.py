@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from dora_cli import allocate, bench, calibrate, paper, simulate, verify
+from dora_cli import allocate, bench, calibrate, paper, simulate, train, verify
 from dora_cli._common import RunError, UsageError
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ for command in (
     calibrate.calibrate,
     verify.verify,
     paper.paper,
+    train.train,
 ):
     app.command()(command)
 

@@ -118,6 +118,8 @@ def allocate(
     _checks.check_budget(budget)
     if rule.probability_scores:
         _checks.check_probabilities(f"scores (PRM probabilities R for {method})", scores)
+    if rule.check is not None:
+        rule.check(rule.resolve(hyperparameters))
     hp = _ids(dict(hyperparameters))
     static = tuple(sorted((k, v) for k, v in hp.items() if _is_static(v)))
     dynamic = {k: v for k, v in hp.items() if not _is_static(v)}

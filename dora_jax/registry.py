@@ -18,7 +18,7 @@ from typing import Any
 
 from jaxtyping import Array, Float, Int
 
-from dora_jax import _checks, directions, rules
+from dora_jax import _checks, directions, learned, rules
 
 __all__ = ["RULES", "RuleInfo", "register_rule", "rule_info"]
 
@@ -55,6 +55,9 @@ class RuleInfo:
         "budget" for a pre-filter that depends on N); "embeddings" is passed when it reads them.
       validate: an extra eager check of the full hyperparameters (and `weights_takes` values)
         raising a one-line ValueError, called by `allocation_weights`; None: none.
+      check: an eager check of the full hyperparameters wherever the rule is named with them
+        (`dora_jax.allocate`, `dora_jax.search.Rule`, hence every spec of simulate, bench and
+        verify), raising a one-line ValueError (e.g. a checkpoint that does not load); None: none.
     """
 
     name: str
@@ -71,6 +74,7 @@ class RuleInfo:
     probability_scores: bool = True
     weights_takes: tuple[str, ...] = ()
     validate: Callable[[Mapping[str, Any]], None] | None = None
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
     def resolve(self, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
         """The defaults overridden by `hyperparameters`."""
@@ -201,4 +205,13 @@ register_rule(
     },
     reads_embeddings=True,
     description="Eq. 7 with direction-shared p over a posterior of directions (embeddings)",
+)
+register_rule(
+    "learned",
+    learned.learned,
+    defaults={"checkpoint": learned.SHIPPED, "kappa": None},
+    reads_embeddings=True,
+    check=learned.check_checkpoint,
+    description="a network trained in the simulator to minimize Eq. 7's expected failure "
+    "(amortized bayes; `dora train`)",
 )

@@ -97,6 +97,8 @@ class Rule:
             if name not in allowed:
                 names = ", ".join(sorted(allowed)) or "none"
                 raise ValueError(f"{self.method} has no hyperparameter {name!r} (takes: {names})")
+        if info.check is not None:
+            info.check(self.resolved)
 
     @property
     def info(self) -> RuleInfo:
