@@ -42,6 +42,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from dora_jax.apportion import apportion_shares, normalize
@@ -220,7 +221,9 @@ def load_checkpoint(checkpoint: str):
                 f"checkpoint {path} does not fit the model: parameter {name} has shape "
                 f"{got.get(name, 'missing')}, expected {want.get(name, 'none')}"
             )
-    nnx.replace_by_pure_dict(abstract, jax.tree.map(jnp.asarray, params))
+    # NumPy arrays, not jnp: a first load may happen while a caller is being traced (allocate
+    # under jit), and the cached parameters must not be that trace's values
+    nnx.replace_by_pure_dict(abstract, jax.tree.map(np.asarray, params))
     return graphdef, abstract
 
 

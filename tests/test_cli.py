@@ -236,7 +236,9 @@ def test_help_lists_the_registries(run):
     for name, info in dora_jax.RULES.items():
         assert f"{name}: {info.description}" in text, name
     for command in ("simulate", "calibrate"):
-        assert ", ".join(world.PRESETS) in _unwrapped(run(command, "--help").stdout)
+        text = _unwrapped(run(command, "--help").stdout)
+        for name in world.PRESETS:  # the fitted paper-* presets listed after the hand-set ones
+            assert name in text, (command, name)
     assert ", ".join(runner.claim_ids()) in _unwrapped(run("verify", "--help").stdout)
 
 
