@@ -524,7 +524,7 @@ def init_slots(problem: Problem, config: WorldConfig, num_slots: int) -> Slots:
 # Sticks every copy adds before the copies still below their threshold are handed to the
 # straggler loop: P(a copy needs more than j sticks) = (α/(1 + α))^j, 0.1 at j = 8 and α = 3.
 _FIRST_STICKS = 8
-# Straggler seats per copy (the straggler loop runs over N/8 seats, not N copies), and sticks a
+# Straggler seats per copy (the straggler loop runs over N/16 seats, not N copies), and sticks a
 # seat adds per loop iteration (the slowest of ~10^5 copies needs ~40 at α = 3: 8 iterations).
 _STICK_SEATS_PER_COPY = 1 / 16
 _STICKS_PER_STEP = 8
