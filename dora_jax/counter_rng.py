@@ -139,13 +139,17 @@ def _unpacker(lanes: Any) -> Callable[[tuple[Array, ...]], Any]:
 
 def _straggler_loop(
     step: Callable[[tuple[Array, ...]], tuple[tuple[Array, ...], Bool[Array, ""]]],
+    store: Callable[[tuple[Array, ...]], tuple[Array, ...]],
     table: tuple[Array, ...],
+    out: tuple[Array, ...],
     pending: Bool[Array, "B L"],
     width: int,
 ) -> tuple[Array, ...]:
     """`finish_stragglers` on B independent tables of lanes (columns [B, L]) in ONE loop that is
     not batched: it runs while any seat of any table is busy, and an idle table's seats write
-    nothing, so no iteration selects or copies the tables (a vmapped loop would, whole)."""
+    nothing, so no iteration selects or copies the tables (a vmapped loop would, whole). Seats
+    read their lanes from `table` and store only the `store` columns of a finished lane in `out`
+    (one scatter per stored column: each costs XLA compile time)."""
     count = pending.shape[1]
 
     def queue_of(pending):  # queue[i]: the i-th pending lane; `count` (no lane) past the last
@@ -162,29 +166,30 @@ def _straggler_loop(
         at = jnp.minimum(lane, count - 1)
         return lane, tuple(column[at] for column in table)
 
-    def seat_step(queue, table, turn, lane, row):
+    def seat_step(queue, table, out, turn, lane, row):
         row, done = jax.vmap(step)(row)
         done = done | (lane >= count)
         # a finished lane is stored; an unfinished one (or an empty seat) writes nothing
         write = jnp.where(done, lane, count)
-        table = tuple(c.at[write].set(r, mode="drop") for c, r in zip(table, row, strict=True))
+        kept = jax.vmap(store)(row)
+        out = tuple(c.at[write].set(r, mode="drop") for c, r in zip(out, kept, strict=True))
         turn = jnp.where(done, turn + width, turn)
         next_lane, next_row = load(queue, table, turn)
         lane = jnp.where(done, next_lane, lane)
         row = tuple(jnp.where(done, n, r) for n, r in zip(next_row, row, strict=True))
-        return table, turn, lane, row
+        return out, turn, lane, row
 
     def busy(carry):
         return jnp.any(carry[2] < count)
 
     def body(carry):
-        table, turn, lane, row = carry
-        return jax.vmap(seat_step)(queue, table, turn, lane, row)
+        out, turn, lane, row = carry
+        return jax.vmap(seat_step)(queue, table, out, turn, lane, row)
 
     turn = jnp.broadcast_to(jnp.arange(width, dtype=jnp.int32), (pending.shape[0], width))
     lane, row = jax.vmap(load)(queue, table, turn)
-    table, _, _, _ = jax.lax.while_loop(busy, body, (table, turn, lane, row))
-    return table
+    out, _, _, _ = jax.lax.while_loop(busy, body, (out, turn, lane, row))
+    return out
 
 
 def finish_stragglers(
@@ -193,61 +198,71 @@ def finish_stragglers(
     pending: Bool[Array, " L"],
     *,
     width: int,
+    store: Callable[[Any], Any],
 ) -> Any:
-    """Runs `advance` on the pending lanes only, `width` seats at a time, each until it is done.
+    """Runs `advance` on the pending lanes only, `width` seats at a time, each until it is done,
+    and returns `store` of every lane's final data.
 
     A draw whose loop most lanes leave after a step or two (a rejection sampler, stick-breaking)
     takes those steps for every lane outside, vectorized, and hands the few lanes still undecided
     here. Seat s runs the pending lanes number s, s + width, s + 2·width, … one after the other:
     each loop iteration advances every seat once (`advance` vmapped over the seats: one loop
-    body, compiled once), and a seat whose lane is done stores it and takes its next one. A
-    lane's steps read only its own data, so which seat runs them, and when, never changes a bit.
+    body, compiled once), and a seat whose lane is done stores its result and takes its next
+    lane. A lane's steps read only its own data, so which seat runs them, and when, never changes
+    a bit.
 
     Under `vmap` (the engine maps this over problems) it does not become a vmapped while loop,
     which would run every batch element's seats until the slowest is done and select and copy
     every lane's data at each iteration: a custom batching rule runs the batch's tables of lanes
     in one unbatched loop, each with its own queue and seats, so an iteration costs the seats'
-    steps. `advance` must be a pure function of its lane's data (no captured traced values).
+    steps. `advance` and `store` must be pure functions of a lane's data (no captured traced
+    values).
 
     Args:
       advance: the data of one lane (inputs and state) → (its data after one step, done: Bool[]).
-      lanes: pytree of 32-bit [L, ...] arrays: every lane's data (pending lanes: before their
-        next step).
+      lanes: pytree of [L, ...] arrays: every lane's data (pending lanes: before their next step).
       pending: Bool[L], the lanes that need at least one more step.
       width: seats (static); clipped to [1, L].
+      store: the data of one lane → its result (a pytree of arrays).
     Returns:
-      `lanes` with every pending lane advanced until done (the others unchanged).
+      `store` of each lane's data, leading axis L: after its last step for the pending lanes, as
+      given for the others.
     """
     count = pending.shape[0]
     width = max(1, min(width, count))
     unpack = _unpacker(lanes)
+    results = jax.vmap(store)(lanes)
+    unpack_result = _unpacker(results)
+
+    def one(tree):  # the scalars of one lane's pytree, in `_columns` order
+        return tuple(x.reshape(()) for x in _columns(jax.tree.map(lambda x: x[None], tree)))
 
     def step(row):
         new, done = advance(unpack(row))
-        return _columns(jax.tree.map(lambda x: x[None], new)), done  # [1] columns of one lane
+        return one(new), done
+
+    def keep(row):
+        return one(store(unpack(row)))
 
     @jax.custom_batching.custom_vmap
-    def run(table, pending):  # columns [*B, L], [*B, L]: any number of leading batch axes
+    def run(table, out, pending):  # columns [*B, L]: any number of leading batch axes
         shape = pending.shape
         flat = tuple(c.reshape(-1, count) for c in table)
-        out = _straggler_loop(
-            lambda row: jax.tree.map(lambda x: x.reshape(()), step(row)),
-            flat,
-            pending.reshape(-1, count),
-            width,
-        )
-        return tuple(c.reshape(shape) for c in out)
+        flat_out = tuple(c.reshape(-1, count) for c in out)
+        done = _straggler_loop(step, keep, flat, flat_out, pending.reshape(-1, count), width)
+        return tuple(c.reshape(shape) for c in done)
 
     @run.def_vmap
-    def _run_batched(axis_size, in_batched, table, pending):
+    def _run_batched(axis_size, in_batched, table, out, pending):
         def batched(x, is_batched):
             return x if is_batched else jnp.broadcast_to(x, (axis_size, *x.shape))
 
         table = tuple(batched(c, b) for c, b in zip(table, in_batched[0], strict=True))
-        return run(table, batched(pending, in_batched[1])), (True,) * len(table)
+        out = tuple(batched(c, b) for c, b in zip(out, in_batched[1], strict=True))
+        return run(table, out, batched(pending, in_batched[2])), (True,) * len(out)
 
-    table = run(_columns(lanes), pending.astype(bool))
-    return jax.vmap(unpack)(table)
+    done = run(_columns(lanes), _columns(results), pending.astype(bool))
+    return jax.vmap(unpack_result)(done)
 
 
 # Proposals a Gamma draw makes for every lane before its stragglers are handed on: the first is
@@ -311,7 +326,9 @@ def log_gamma_lanes(
         undecided = jnp.isnan(kept)
         seats = math.ceil(a.shape[0] * _GAMMA_SEATS_PER_LANE)
         tried = jnp.full(a.shape, _FIRST_PROPOSALS, jnp.int32)
-        _, _, kept = finish_stragglers(advance, (lanes, tried, kept), undecided, width=seats)
+        kept = finish_stragglers(
+            advance, (lanes, tried, kept), undecided, width=seats, store=lambda lane: lane[2]
+        )
     log_g = jnp.log(d) + jnp.where(jnp.isnan(kept), 0.0, kept)  # log v = 0: the mode
     log_boost = jnp.log(uniform(stream_key, start + jnp.uint32(2 * PROPOSALS)))
     return jnp.where(small, log_g + log_boost / a, log_g)

@@ -568,7 +568,9 @@ def _child_indices(
     if first < m:
         seats = math.ceil(n * _STICK_SEATS_PER_COPY)
         lanes = (digest, t, k, s)
-        _, _, k, _ = rng.finish_stragglers(add_sticks, lanes, k == first, width=seats)
+        k = rng.finish_stragglers(
+            add_sticks, lanes, k == first, width=seats, store=lambda lane: lane[2]
+        )
     return jnp.where(k < m, k, fresh)
 
 

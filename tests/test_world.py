@@ -420,10 +420,13 @@ def test_finish_stragglers_runs_every_pending_lane_to_done(width):
 
     def run(start, need):
         scale = jnp.ones((*start.shape, 2), jnp.float32)
-        count, _, scale = rng.finish_stragglers(
-            advance, (start, need, scale), need > 0, width=width
+        return rng.finish_stragglers(
+            advance,
+            (start, need, scale),
+            need > 0,
+            width=width,
+            store=lambda lane: (lane[0], lane[2]),
         )
-        return count, scale
 
     want = np.where(np.asarray(need) > 0, np.asarray(need), -1)
     want_scale = np.where(want > 0, 1.5 ** np.maximum(want, 0), 1.0)
