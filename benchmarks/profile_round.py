@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from dora_jax import world as W
 
 # --- the world's private parts (to move with the counter hash at merge) ---------------------
+from dora_jax.counter_rng import beta as _beta
 from dora_jax.counter_rng import digest as _digest
 from dora_jax.counter_rng import normal as _normal
 from dora_jax.registry import RULES
@@ -36,8 +37,7 @@ from dora_jax.search import (
 from dora_jax.world import (
     _child,
     _child_id,
-    _child_indices,
-    _child_probabilities,
+    _child_index,
     _node_values,
     _orthogonal_unit,
 )
@@ -45,11 +45,14 @@ from dora_jax.world import (
 
 def _parts(config: W.WorldConfig, n: int):
     """name → function of (key [2], slots [N]) for one problem (vmapped over P below)."""
+    fields, _ = W._node_layout(config)
 
     def child_index(key, slots):
         x = 1e4 * slots.vector[:, 0]  # ≈ uniform fractional parts: no RNG in the timing
         u = jnp.clip(x - jnp.floor(x), 1e-7, 1 - 1e-7)
-        return _child_indices(slots.node, u, config)
+        return jax.vmap(lambda node, u, i: _child_index(node, u, i, config))(
+            slots.node, u, jnp.arange(n)
+        )
 
     def child_id(key, slots):
         index = slots.depth
@@ -61,15 +64,19 @@ def _parts(config: W.WorldConfig, n: int):
 
     def betas(key, slots):
         del key
-        digest = jax.vmap(lambda node: _digest(node, 1))(slots.node)
-        return _child_probabilities(digest, slots.p, config)
+        c = config.branch_concentration
+
+        def two(node, p):
+            digest = _digest(node, 1)
+            w = _beta(digest, fields["branch"].start, c * p, c * (1.0 - p))
+            return _beta(digest, fields["p"].start, config.kappa * w, config.kappa * (1.0 - w))
+
+        return jax.vmap(two)(slots.node, slots.p)
 
     def child(key, slots):
         del key
-        digest = jax.vmap(lambda node: _digest(node, 1))(slots.node)
-        w, p = _child_probabilities(digest, slots.p, config)
         return jax.vmap(lambda *a: _child(*a, config))(
-            digest, w, p, slots.label, slots.vector, slots.depth
+            slots.node, slots.p, slots.label, slots.vector, slots.depth
         )
 
     def normals(key, slots):  # uniforms in (0, 1) from the vector: no RNG in the timing

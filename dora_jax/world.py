@@ -521,88 +521,57 @@ def init_slots(problem: Problem, config: WorldConfig, num_slots: int) -> Slots:
     )
 
 
-# Sticks every copy adds before the copies still below their threshold are handed to the
-# straggler loop: P(a copy needs more than j sticks) = (α/(1 + α))^j, 0.1 at j = 8 and α = 3.
-_FIRST_STICKS = 8
-# Straggler seats per copy (the straggler loop runs over N/16 seats, not N copies), and sticks a
-# seat adds per loop iteration (the slowest of ~10^5 copies needs ~40 at α = 3: 8 iterations).
-_STICK_SEATS_PER_COPY = 1 / 16
-_STICKS_PER_STEP = 8
-
-
-def _child_indices(
-    nodes: UInt32[Array, "N 2"], u: Float[Array, " N"], config: WorldConfig
-) -> Int[Array, " N"]:
-    """The child each copy picks: its node's GEM(α) sticks, then the copy's uniform u."""
+def _child_index(
+    node: UInt32[Array, " 2"], u: Float[Array, ""], slot_index: Int[Array, ""], config: WorldConfig
+) -> Int[Array, ""]:
+    """The child a copy picks: the node's GEM(α) sticks, then the copy's uniform u."""
     m = config.max_children
-    n = u.shape[0]
-    fresh = jnp.int32(m) + jnp.arange(n, dtype=jnp.int32)
+    fresh = jnp.int32(m) + slot_index.astype(jnp.int32)
     if math.isinf(config.alpha):
         return fresh
     # The child k with C_{k-1} <= u < C_k is the number of k <= M with C_k <= u, i.e. with
-    # S_k = Σ_{j<=k} E_j <= t = −α·log(1 − u) (module doc); stick j is word j − 1 of the node's
-    # stick stream. Every copy adds the first sticks at once; the copies whose partial sum is
-    # still <= t (10% at α = 3) add one stick at a time in the straggler loop until the first
-    # S_k > t, instead of every copy drawing all M sticks or as many as the batch's slowest copy
-    # (≈ ln(P·N)/ln(1 + 1/α), ~40 at P·N = 51200 and α = 3). The adds are the same either way.
-    digest = jax.vmap(lambda node: rng.digest(node, _STREAM_STICKS))(nodes)
+    # S_k = Σ_{j<=k} E_j <= t = −α·log(1 − u) (module doc). The partial sums grow one stick at a
+    # time in a loop that stops at the first S_k > t (under vmap: once every copy has, after
+    # ≈ ln(P·N)/ln(1 + 1/α) sticks, ~40 at P·N = 51200 and α = 3) instead of drawing all M sticks
+    # of every copy; stick j is word j - 1 of the node's stick stream however long the loop runs.
+    digest = rng.digest(node, _STREAM_STICKS)
     t = -jnp.float32(config.alpha) * jnp.log1p(-u)
-    first = min(_FIRST_STICKS, m)
-    counters = jnp.arange(first, dtype=jnp.uint32)
-    sticks = -jnp.log(rng.open_uniform(rng.words(digest[:, None, :], counters)))  # E_j ~ Exp(1)
-    s = jnp.zeros((n,), jnp.float32)
-    k = jnp.zeros((n,), jnp.int32)
-    for j in range(first):  # S_j grows with j, so k counts the S_j <= t
-        s = s + sticks[:, j]
-        k = k + (s <= t).astype(jnp.int32)
 
-    def add_sticks(lane):  # a copy with S_k <= t: k = count, s = S_k; the next block of sticks
-        digest, t, k, s = lane
-        counters = k.astype(jnp.uint32) + jnp.arange(_STICKS_PER_STEP, dtype=jnp.uint32)
-        more = -jnp.log(rng.open_uniform(rng.words(digest, counters)))
-        for j in range(_STICKS_PER_STEP):
-            s = s + more[j]
-            k = k + ((s <= t) & (k < m)).astype(jnp.int32)
-        return (digest, t, k, s), (s > t) | (k >= m)
+    def below(carry):  # S_k <= t so far: k = count, s = S_k
+        k, s = carry
+        return (k < m) & (s <= t)
 
-    if first < m:
-        seats = math.ceil(n * _STICK_SEATS_PER_COPY)
-        lanes = (digest, t, k, s)
-        k = rng.finish_stragglers(
-            add_sticks, lanes, k == first, width=seats, store=lambda lane: lane[2]
-        )
+    def add_stick(carry):
+        k, s = carry
+        e = -jnp.log(rng.open_uniform(rng.words(digest, k.astype(jnp.uint32))))  # E_{k+1} ~ Exp(1)
+        s = s + e
+        return jnp.where(s <= t, k + 1, k), jnp.where(s <= t, s, jnp.inf)
+
+    k, _ = jax.lax.while_loop(below, add_stick, (jnp.int32(0), jnp.float32(0.0)))
     return jnp.where(k < m, k, fresh)
 
 
-def _child_probabilities(
-    digest: UInt32[Array, "N 2"], p: Float[Array, " N"], config: WorldConfig
-) -> tuple[Float[Array, " N"], Float[Array, " N"]]:
-    """(w'(c), p(c)) of each copy's child from its values digest and the parent's p: the two
-    Beta stages (module doc), each one batched draw over the copies."""
-    fields, _ = _node_layout(config)
-    c = config.branch_concentration
-    w_hidden = _clip_prob(rng.beta_lanes(digest, fields["branch"].start, c * p, c * (1.0 - p)))
-    if math.isinf(config.kappa):
-        return w_hidden, w_hidden
-    kappa = config.kappa
-    p_child = _clip_prob(
-        rng.beta_lanes(digest, fields["p"].start, kappa * w_hidden, kappa * (1.0 - w_hidden))
-    )
-    return w_hidden, p_child
-
-
 def _child(
-    digest: UInt32[Array, " 2"],
-    w_hidden: Float[Array, ""],
-    p_child: Float[Array, ""],
+    child: UInt32[Array, " 2"],
+    p: Float[Array, ""],
     label: Int[Array, ""],
     vector: Float[Array, " E"],
     depth: Int[Array, ""],
     config: WorldConfig,
 ):
-    """Node-level quantities of a child, from its values digest, its (w', p) and its parent's
-    state."""
+    """Node-level quantities of a child, from its id and its parent's state."""
+    digest = rng.digest(child, _STREAM_VALUES)
     v = _node_values(digest, config)
+    fields, _ = _node_layout(config)
+    c = config.branch_concentration
+    w_hidden = _clip_prob(rng.beta(digest, fields["branch"].start, c * p, c * (1.0 - p)))
+    if math.isinf(config.kappa):
+        p_child = w_hidden
+    else:
+        kappa = config.kappa
+        p_child = _clip_prob(
+            rng.beta(digest, fields["p"].start, kappa * w_hidden, kappa * (1.0 - w_hidden))
+        )
     if config.prm_mode == "beta":
         w_child = w_hidden
     else:
@@ -650,19 +619,17 @@ def _completion(
 
 def _expand_one(
     copy_u: Float[Array, " W"],
+    slot_index: Int[Array, ""],
     slot: Slots,
-    child: UInt32[Array, " 2"],
-    digest: UInt32[Array, " 2"],
-    w_hidden: Float[Array, ""],
-    p_child: Float[Array, ""],
     final: Bool[Array, ""],
     config: WorldConfig,
 ) -> tuple[Slots, Step]:
-    """One slot's step, its child picked and the child's (w', p) drawn: derive the rest of the
-    child, draw the copy's tokens, finish or not."""
+    """One slot's step: pick a child, derive it, draw the copy's tokens, finish or not."""
     u = {name: copy_u[s] for name, s in _COPY.items()}
+    index = _child_index(slot.node, u["choice"][0], slot_index, config)
+    child = _child_id(slot.node, index)
     p, w, label, vector, depth, leaf, node_correct = _child(
-        digest, w_hidden, p_child, slot.label, slot.vector, slot.depth, config
+        child, slot.p, slot.label, slot.vector, slot.depth, config
     )
 
     raw = _gamma_tokens(u["step_tokens"][0], jnp.float32(config.step_tokens_shape), config)
@@ -724,14 +691,8 @@ def expand(
     n = slots.depth.shape[0]
     copy_u = rng.uniforms(rng.key_data(key), _STREAM_COPY, (n, _COPY_SIZE))
     final = jnp.asarray(final, dtype=bool)
-    # The two loops of a step (the GEM child choice, the Gamma proposals) run over all N copies
-    # at once, so that their few stragglers can share a small loop; the rest is per copy.
-    index = _child_indices(slots.node, copy_u[:, _COPY["choice"].start], config)
-    child = jax.vmap(_child_id)(slots.node, index)
-    digest = jax.vmap(lambda c: rng.digest(c, _STREAM_VALUES))(child)
-    w_hidden, p_child = _child_probabilities(digest, slots.p, config)
-    return jax.vmap(lambda u, s, c, d, w, p: _expand_one(u, s, c, d, w, p, final, config))(
-        copy_u, slots, child, digest, w_hidden, p_child
+    return jax.vmap(lambda u, i, s: _expand_one(u, i, s, final, config))(
+        copy_u, jnp.arange(n, dtype=jnp.int32), slots
     )
 
 
