@@ -115,7 +115,7 @@ def _parts(config: W.WorldConfig, n: int):
         "  two Beta draws": betas,
         "  child (values+Betas+vector)": child,
         "  E normals (erf_inv)": normals,
-        "  orthogonal unit (cumsum sums)": orthogonal,
+        "  orthogonal unit (tree sums)": orthogonal,
         "embed": embed,
         "count distinct directions (sort)": distinct,
         "re-slot gather": reslot,

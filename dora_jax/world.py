@@ -441,16 +441,23 @@ def _logit(x: Float[Array, "..."]) -> Float[Array, "..."]:
 
 
 # XLA's reduce adds in a different order for different batch shapes (it does on CPU), so row i of a
-# batched call would differ from problem i run alone in the last bit of every vector. A cumulative
-# sum (reduce_window) adds in index order whatever the batch, so sums over E are taken from it.
-# (XLA may still contract a·b + c into an FMA differently for different shapes, so bitwise batch
-# invariance of floats is likely, not guaranteed; the discrete outcomes depend on it only through
-# comparisons of a uniform with a float, flipped with probability ~1e-7.)
+# batched call would differ from problem i run alone in the last bit of every vector. Sums over E
+# are therefore a fixed pairwise tree of slice-adds: elementwise operations, which add in the same
+# order whatever the batch and vectorize (a cumulative sum, reduce_window, also adds in a fixed
+# order but costs ~8× more on CPU). (XLA may still contract a·b + c into an FMA differently for
+# different shapes, so bitwise batch invariance of floats is likely, not guaranteed; the discrete
+# outcomes depend on it only through comparisons of a uniform with a float, flipped with
+# probability ~1e-7.)
 
 
 def _sum_last(x: Float[Array, "*S E"]) -> Float[Array, "*S"]:
-    """Σ over the last axis, in index order."""
-    return jnp.cumsum(x, axis=-1)[..., -1]
+    """Σ over the last axis in a fixed pairwise order: halves added elementwise (an odd last
+    element carried to the next level) until one is left."""
+    while x.shape[-1] > 1:
+        half = x.shape[-1] // 2
+        pairs = x[..., :half] + x[..., half : 2 * half]
+        x = pairs if x.shape[-1] % 2 == 0 else jnp.concatenate([pairs, x[..., -1:]], axis=-1)
+    return x[..., 0]
 
 
 def _normalize(x: Float[Array, "*S E"]) -> Float[Array, "*S E"]:
