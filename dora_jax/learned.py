@@ -13,21 +13,22 @@ Network (one problem; vmap at the edge)
 ---------------------------------------
 Per candidate i, `FEATURES` values: the score R_i, its logit, (R_i − max R)/T_b, log
 softmax(R/T_b)_i (REBASE's log share, Eq. 4), DORA's log γ_i at T_s = 0.01 and 0.1 (Eq. 11), R_i −
-mean R, log N, log K_valid, and log κ with a flag saying whether κ is known. Pairwise, two
-similarity kernels exp((S_ij − 1)/T) over the valid j, at T = T_s = 0.01 (row-normalized: DORA's
-own rowsoftmax(S/T_s) of Eq. 11) and T = 0.1, computed once with ONE exponential per pair
-(`similarity_kernels`); their row sums give the two log γ features. One pre-norm block of width
-32 (`learned_model`): each candidate reads the kernel-weighted means of the others' values and
-the mean over all valid candidates, then an MLP; masked candidates send nothing and get no
-output. No positional encodings: permutation-equivariant by construction. Why fixed kernels and
-not query–key attention (the /1 format had 2 layers × 4 heads with the cosines as an attention
+mean R, log N, log K_valid, and log κ with a flag saying whether κ is known. Pairwise, the
+kernel exp((S_ij − 1)/T) over the valid j at T = 0.1, computed with ONE exponential per pair
+(`similarity_kernels`), whose 10th power is DORA's exp((S_ij − 1)/T_s) at T_s = 0.01 (Eq. 11): the
+row sums of both give the two log γ features. One pre-norm block of width 16 (`learned_model`):
+each candidate reads the kernel-weighted mean of the others' values (the T = 0.1 kernel, which
+also sees paraphrases at cosine ≈ 0.9 that T_s = 0.01 treats as distinct) and the mean over all
+valid candidates, then an MLP; masked candidates send nothing and get no output. No positional
+encodings: permutation-equivariant by construction. Why a fixed kernel and not query–key
+attention (the /1 format had 2 layers × 4 heads of width 32 with the cosines as an attention
 bias): each attention softmax is another K × K exponential, ~24× DORA's time at K = N = 256;
-the kernels are the K × K work the features need anyway, so the network adds two K × K × 32
-products and no exponentials. The output logit is c_R·R_i/T_b + c_γ·log γ_i + head(h_i),
-initialized (c_R = c_γ = 1, head = 0) at DORA's logit (Eq. 12), so training starts from DORA and
-learns corrections. The shares softmax(logits) over the valid candidates are apportioned to
-exactly N (largest remainder, as every rule). The search round is not an input: the engine's
-rule contract passes none.
+the kernel is the K × K work the features need anyway, so the network adds one K × K × 16
+product and no exponentials (README: the per-call cost against DORA). The output logit is
+c_R·R_i/T_b + c_γ·log γ_i + head(h_i), initialized (c_R = c_γ = 1, head = 0) at DORA's logit
+(Eq. 12), so training starts from DORA and learns corrections. The shares softmax(logits) over
+the valid candidates are apportioned to exactly N (largest remainder, as every rule). The search
+round is not an input: the engine's rule contract passes none.
 
 Checkpoints
 -----------
@@ -57,7 +58,6 @@ from dora_jax.rules import REBASE_TEMPERATURE, SIMILARITY_TEMPERATURE, cosine_si
 __all__ = [
     "FEATURES",
     "FORMAT",
-    "KERNELS",
     "SHIPPED",
     "candidate_features",
     "check_checkpoint",
@@ -71,7 +71,6 @@ __all__ = [
 FORMAT = "dora-jax-learned/2"  # /1: the attention network before issue 15's cost cut
 SHIPPED = "shipped"  # the `checkpoint` value that names the packaged one
 FEATURES = 11  # per-candidate inputs (module doc)
-KERNELS = 2  # similarity kernels exp((S − 1)/T), T = T_s and 0.1 (`similarity_kernels`)
 # Scales that bring the features to O(1) (no learned normalization of the inputs).
 _LOGIT_SCALE = 4.0
 _GAP_SCALE = 10.0
@@ -87,19 +86,20 @@ _CLIP = 1e-6
 
 def similarity_kernels(
     sim: Float[Array, "K K"], valid: Bool[Array, " K"]
-) -> tuple[tuple[Float[Array, "K K"], Float[Array, "K K"]], Float[Array, "K 2"]]:
-    """The two similarity kernels exp((S_ij − 1)/T) over valid j, at T = T_s and 0.1, and their
-    row sums, whose −log is log γ_i at that temperature (Eq. 11; S_ii = 1 is each row's maximum).
+) -> tuple[Float[Array, "K K"], Float[Array, "K 2"]]:
+    """The similarity kernel exp((S_ij − 1)/0.1) over valid j, and the row sums of it and of
+    exp((S_ij − 1)/T_s): −log of a row sum is log γ_i at that temperature (Eq. 11; S_ii = 1 is
+    each row's maximum).
 
-    One exponential per pair: the T_s = 0.01 kernel is the T = 0.1 one to the 10th power (three
-    squarings and a product), equal to DORA's own exp((S − 1)/T_s) to float32 rounding.
+    One exponential per pair: the T_s = 0.01 kernel is the 0.1 one to the 10th power (three
+    squarings and a product; equal to DORA's own exp((S − 1)/T_s) to float32 rounding), and only
+    its row sums are kept.
     """
     wide = jnp.where(valid[None, :], jnp.exp((sim - 1) / _WIDE_SIMILARITY_TEMPERATURE), 0)
     square = wide * wide
-    eighth = jnp.square(jnp.square(square))
-    sharp = eighth * square
+    sharp = jnp.square(jnp.square(square)) * square
     sums = jnp.stack([jnp.sum(sharp, axis=1), jnp.sum(wide, axis=1)], axis=-1)
-    return (sharp, wide), sums
+    return wide, sums
 
 
 def candidate_features(
@@ -260,9 +260,9 @@ def learned_logits(
         sim = jnp.eye(k, dtype=jnp.float32)
     else:
         sim = cosine_similarity(embeddings.astype(jnp.float32))
-    kernels, sums = similarity_kernels(sim, valid)
+    kernel, sums = similarity_kernels(sim, valid)
     x, base = candidate_features(scores, budget, valid, sums, kappa, kappa_known)
-    logits = model(x, base, kernels, 1 / jnp.maximum(sums, 1), valid)
+    logits = model(x, base, kernel, 1 / jnp.maximum(sums[:, 1], 1), valid)
     return jnp.where(valid, logits, -jnp.inf)
 
 

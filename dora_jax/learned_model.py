@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Bool, Float
 
-from dora_jax.learned import FEATURES, KERNELS
+from dora_jax.learned import FEATURES
 
 __all__ = ["Allocator", "Block", "ModelConfig"]
 
@@ -27,7 +27,7 @@ class ModelConfig:
       layers: blocks.
     """
 
-    width: int = 32
+    width: int = 16
     layers: int = 1
 
     def __post_init__(self):
@@ -38,19 +38,18 @@ class ModelConfig:
 
 
 class Block(nnx.Module):
-    """Pre-norm aggregation over the similarity kernels, then an MLP.
+    """Pre-norm aggregation over the similarity kernel, then an MLP.
 
-    Each candidate reads the kernel-weighted mean of the others' values, once per kernel
-    (row-normalized exp((S − 1)/T): at T = T_s the rows are DORA's softmax(S/T_s), Eq. 11), and the
-    mean over all valid candidates. The kernels are fixed, not learned query–key attention: they
-    are the K × K work the features already did, so a block adds K × K multiply-adds and no
-    exponentials.
+    Each candidate reads the kernel-weighted mean of the others' values (row-normalized
+    exp((S − 1)/0.1), `dora_jax.learned.similarity_kernels`) and the mean over all valid
+    candidates. The kernel is fixed, not learned query–key attention: it is K × K work the
+    features already did, so a block adds K × K multiply-adds and no exponentials.
     """
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         w = config.width
         self.norm1 = nnx.LayerNorm(w, rngs=rngs)
-        self.values = nnx.Linear(w, KERNELS * w, rngs=rngs)
+        self.values = nnx.Linear(w, w, rngs=rngs)
         self.pool = nnx.Linear(w, w, use_bias=False, rngs=rngs)
         self.proj = nnx.Linear(w, w, rngs=rngs)
         self.norm2 = nnx.LayerNorm(w, rngs=rngs)
@@ -60,16 +59,12 @@ class Block(nnx.Module):
     def __call__(
         self,
         x: Float[Array, "K W"],
-        kernels: tuple[Float[Array, "K K"], ...],
-        inverse_sums: Float[Array, "K C"],
+        kernel: Float[Array, "K K"],
+        inverse_sum: Float[Array, " K"],
         valid: Bool[Array, " K"],
     ) -> Float[Array, "K W"]:
         z = self.norm1(x)
-        values = jnp.split(self.values(z), len(kernels), axis=-1)
-        message = sum(
-            (kernel @ v) * inverse_sums[:, c : c + 1]
-            for c, (kernel, v) in enumerate(zip(kernels, values, strict=True))
-        )
+        message = (kernel @ self.values(z)) * inverse_sum[:, None]
         count = jnp.maximum(jnp.sum(valid), 1).astype(z.dtype)
         mean = jnp.sum(jnp.where(valid[:, None], z, 0), axis=0) / count
         x = x + self.proj(message + self.pool(mean)[None, :])
@@ -93,11 +88,11 @@ class Allocator(nnx.Module):
         self,
         x: Float[Array, "K F"],
         base: Float[Array, "K 2"],
-        kernels: tuple[Float[Array, "K K"], ...],
-        inverse_sums: Float[Array, "K C"],
+        kernel: Float[Array, "K K"],
+        inverse_sum: Float[Array, " K"],
         valid: Bool[Array, " K"],
     ) -> Float[Array, " K"]:
         h = self.embed(x)
         for block in self.blocks:
-            h = block(h, kernels, inverse_sums, valid)
+            h = block(h, kernel, inverse_sum, valid)
         return base @ self.base_scale[...] + self.head(self.norm(h))[:, 0]

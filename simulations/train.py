@@ -97,7 +97,7 @@ class TrainSettings:
     seed: int = 0
     batch: int = 64
     learning_rate: float = 2e-3
-    width: int = 32
+    width: int = 16
     layers: int = 1
 
     def record(self) -> dict[str, Any]:
