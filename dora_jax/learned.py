@@ -34,7 +34,7 @@ Checkpoints
 -----------
 One msgpack file (`flax.serialization`): {"format", "config": {width, layers}, "params":
 the nnx.Param state as a nested dict, "step", "train": the training settings, "opt_state": the
-optimizer's leaves}. Why msgpack rather than orbax: the whole checkpoint is ~0.2 MB, one file is
+optimizer's leaves}. Why msgpack rather than orbax: the whole checkpoint is ~30 kB, one file is
 package data and one atomic write, and reading it needs no tensorstore or async machinery on the
 CLI's path. The shipped checkpoint is `dora_jax/data/learned.msgpack` (`checkpoint="shipped"`).
 
