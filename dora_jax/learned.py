@@ -13,20 +13,28 @@ Network (one problem; vmap at the edge)
 ---------------------------------------
 Per candidate i, `FEATURES` values: the score R_i, its logit, (R_i − max R)/T_b, log
 softmax(R/T_b)_i (REBASE's log share, Eq. 4), DORA's log γ_i at T_s = 0.01 and 0.1 (Eq. 11), R_i −
-mean R, log N, log K_valid, and log κ with a flag saying whether κ is known. Pairwise, the cosine
-S_ij (Eq. 10) and exp((S_ij − 1)/T) at T = 0.01 and 0.1 enter every attention layer as a per-head
-additive bias on the logits; masked candidates are no keys and get no output. Two pre-norm
-transformer blocks of width 32 without positional encodings: permutation-equivariant by
-construction. The output logit is c_R·R_i/T_b + c_γ·log γ_i + head(h_i), initialized (c_R = c_γ = 1,
-head = 0) at DORA's logit (Eq. 12), so training starts from DORA and learns corrections. The shares
-softmax(logits) over the valid candidates are apportioned to exactly N (largest remainder, as every
-rule). The search round is not an input: the engine's rule contract passes none.
+mean R, log N, log K_valid, and log κ with a flag saying whether κ is known. Pairwise, the
+kernel exp((S_ij − 1)/T) over the valid j at T = 0.1, computed with ONE exponential per pair
+(`similarity_kernels`), whose 10th power is DORA's exp((S_ij − 1)/T_s) at T_s = 0.01 (Eq. 11): the
+row sums of both give the two log γ features. One pre-norm block of width 16 (`learned_model`):
+each candidate reads the kernel-weighted mean of the others' values (the T = 0.1 kernel, which
+also sees paraphrases at cosine ≈ 0.9 that T_s = 0.01 treats as distinct) and the mean over all
+valid candidates, then an MLP; masked candidates send nothing and get no output. No positional
+encodings: permutation-equivariant by construction. Why a fixed kernel and not query–key
+attention (the /1 format had 2 layers × 4 heads of width 32 with the cosines as an attention
+bias): each attention softmax is another K × K exponential, ~24× DORA's time at K = N = 256;
+the kernel is the K × K work the features need anyway, so the network adds one K × K × 16
+product and no exponentials (README: the per-call cost against DORA). The output logit is
+c_R·R_i/T_b + c_γ·log γ_i + head(h_i), initialized (c_R = c_γ = 1, head = 0) at DORA's logit
+(Eq. 12), so training starts from DORA and learns corrections. The shares softmax(logits) over
+the valid candidates are apportioned to exactly N (largest remainder, as every rule). The search
+round is not an input: the engine's rule contract passes none.
 
 Checkpoints
 -----------
-One msgpack file (`flax.serialization`): {"format", "config": {width, heads, layers}, "params":
+One msgpack file (`flax.serialization`): {"format", "config": {width, layers}, "params":
 the nnx.Param state as a nested dict, "step", "train": the training settings, "opt_state": the
-optimizer's leaves}. Why msgpack rather than orbax: the whole checkpoint is ~0.2 MB, one file is
+optimizer's leaves}. Why msgpack rather than orbax: the whole checkpoint is ~30 kB, one file is
 package data and one atomic write, and reading it needs no tensorstore or async machinery on the
 CLI's path. The shipped checkpoint is `dora_jax/data/learned.msgpack` (`checkpoint="shipped"`).
 
@@ -51,21 +59,19 @@ from dora_jax.rules import REBASE_TEMPERATURE, SIMILARITY_TEMPERATURE, cosine_si
 __all__ = [
     "FEATURES",
     "FORMAT",
-    "PAIR_FEATURES",
     "SHIPPED",
     "candidate_features",
     "check_checkpoint",
     "learned",
     "learned_logits",
     "load_checkpoint",
-    "pair_features",
     "resolve_checkpoint",
+    "similarity_kernels",
 ]
 
-FORMAT = "dora-jax-learned/1"
+FORMAT = "dora-jax-learned/2"  # /1: the attention network before issue 15's cost cut
 SHIPPED = "shipped"  # the `checkpoint` value that names the packaged one
 FEATURES = 11  # per-candidate inputs (module doc)
-PAIR_FEATURES = 3  # pairwise inputs: S, exp((S − 1)/0.01), exp((S − 1)/0.1)
 # Scales that bring the features to O(1) (no learned normalization of the inputs).
 _LOGIT_SCALE = 4.0
 _GAP_SCALE = 10.0
@@ -73,32 +79,35 @@ _LOG_SCALE = 6.0
 _KAPPA_SCALE = 5.0
 _GAP_FLOOR = -30.0  # (R − max R)/T_b below this carries no more information
 _WIDE_SIMILARITY_TEMPERATURE = 0.1
+# exp((S − 1)/T_s) = exp((S − 1)/0.1)^10 (`similarity_kernels`' squarings hold only for this ratio).
+if abs(_WIDE_SIMILARITY_TEMPERATURE / SIMILARITY_TEMPERATURE - 10) > 1e-9:
+    raise ImportError("similarity_kernels needs T_s = 0.01 (the 0.1 kernel's 10th power)")
 _CLIP = 1e-6
 
 
-def _log_gamma(sim: Float[Array, "K K"], valid: Bool[Array, " K"], t: float) -> Float[Array, " K"]:
-    """log γ_i = −log Σ_{j valid} exp((S_ij − 1)/t) (Eq. 11; the row maximum S_ii = 1 is known)."""
-    logits = jnp.where(valid[None, :], (sim - 1) / t, -jnp.inf)
-    return jnp.where(valid, -jnp.log(jnp.sum(jnp.exp(logits), axis=1)), 0)
+def similarity_kernels(
+    sim: Float[Array, "K K"], valid: Bool[Array, " K"]
+) -> tuple[Float[Array, "K K"], Float[Array, "K 2"]]:
+    """The similarity kernel exp((S_ij − 1)/0.1) over valid j, and the row sums of it and of
+    exp((S_ij − 1)/T_s): −log of a row sum is log γ_i at that temperature (Eq. 11; S_ii = 1 is
+    each row's maximum).
 
-
-def pair_features(sim: Float[Array, "K K"]) -> Float[Array, "K K 3"]:
-    """The attention biases' inputs from the cosines S (Eq. 10)."""
-    return jnp.stack(
-        [
-            sim,
-            jnp.exp((sim - 1) / SIMILARITY_TEMPERATURE),
-            jnp.exp((sim - 1) / _WIDE_SIMILARITY_TEMPERATURE),
-        ],
-        axis=-1,
-    )
+    One exponential per pair: the T_s = 0.01 kernel is the 0.1 one to the 10th power (three
+    squarings and a product; equal to DORA's own exp((S − 1)/T_s) to float32 rounding), and only
+    its row sums are kept.
+    """
+    wide = jnp.where(valid[None, :], jnp.exp((sim - 1) / _WIDE_SIMILARITY_TEMPERATURE), 0)
+    square = wide * wide
+    sharp = jnp.square(jnp.square(square)) * square
+    sums = jnp.stack([jnp.sum(sharp, axis=1), jnp.sum(wide, axis=1)], axis=-1)
+    return wide, sums
 
 
 def candidate_features(
     scores: Float[Array, " K"],
     budget: Int[Array, ""],
     valid: Bool[Array, " K"],
-    sim: Float[Array, "K K"],
+    kernel_sums: Float[Array, "K 2"],
     kappa: Float[Array, ""],
     kappa_known: Bool[Array, ""],
 ) -> tuple[Float[Array, "K F"], Float[Array, "K 2"]]:
@@ -108,7 +117,7 @@ def candidate_features(
       scores: Float[K], PRM scores in [0, 1] (0 where invalid).
       budget: N (may be traced).
       valid: Bool[K].
-      sim: Float[K, K], cosines (identity when there are no embeddings).
+      kernel_sums: Float[K, 2], the row sums of `similarity_kernels` (−log: log γ at T_s, 0.1).
       kappa: κ > 0 (may be traced); read only where `kappa_known`.
       kappa_known: Bool[], whether κ is known (the features' flag; may be traced).
 
@@ -126,8 +135,8 @@ def candidate_features(
     log_share = jnp.where(valid & jnp.isfinite(log_share), log_share, 0)
     clipped = jnp.clip(r, _CLIP, 1 - _CLIP)
     mean = jnp.sum(r) / count
-    gamma_sharp = _log_gamma(sim, valid, SIMILARITY_TEMPERATURE)
-    gamma_wide = _log_gamma(sim, valid, _WIDE_SIMILARITY_TEMPERATURE)
+    log_gamma = jnp.where(valid[:, None], -jnp.log(jnp.maximum(kernel_sums, 1)), 0)
+    gamma_sharp, gamma_wide = log_gamma[:, 0], log_gamma[:, 1]
     known = jnp.asarray(kappa_known, bool)
     safe = jnp.where(known, jnp.asarray(kappa, dtype), 1)
     log_kappa = jnp.where(known, jnp.log(safe) / _KAPPA_SCALE, 0)
@@ -254,8 +263,9 @@ def learned_logits(
         sim = jnp.eye(k, dtype=jnp.float32)
     else:
         sim = cosine_similarity(embeddings.astype(jnp.float32))
-    x, base = candidate_features(scores, budget, valid, sim, kappa, kappa_known)
-    logits = model(x, base, pair_features(sim), valid)
+    kernel, sums = similarity_kernels(sim, valid)
+    x, base = candidate_features(scores, budget, valid, sums, kappa, kappa_known)
+    logits = model(x, base, kernel, 1 / jnp.maximum(sums[:, 1], 1), valid)
     return jnp.where(valid, logits, -jnp.inf)
 
 

@@ -1,7 +1,7 @@
 """The `learned` rule's network in flax nnx (imported only when a checkpoint is loaded or trained).
 
-A set transformer over the K candidates of one problem: no positional encodings, so permuting
-the candidates permutes the outputs (`dora_jax.learned` has the inputs and the output's form).
+A set network over the K candidates of one problem: no positional encodings, so permuting the
+candidates permutes the outputs (`dora_jax.learned` has the inputs and the output's form).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Bool, Float
 
-from dora_jax.learned import FEATURES, PAIR_FEATURES
+from dora_jax.learned import FEATURES
 
 __all__ = ["Allocator", "Block", "ModelConfig"]
 
@@ -24,50 +24,50 @@ class ModelConfig:
 
     Attributes:
       width: the hidden width.
-      heads: attention heads per layer (width must divide by it).
-      layers: transformer blocks.
+      layers: blocks.
     """
 
-    width: int = 32
-    heads: int = 4
-    layers: int = 2
+    width: int = 16
+    layers: int = 1
 
     def __post_init__(self):
-        for name in ("width", "heads", "layers"):
+        for name in ("width", "layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
 
 
 class Block(nnx.Module):
-    """Pre-norm self-attention with a learned per-head bias from pairwise features, then an MLP."""
+    """Pre-norm aggregation over the similarity kernel, then an MLP.
+
+    Each candidate reads the kernel-weighted mean of the others' values (row-normalized
+    exp((S − 1)/0.1), `dora_jax.learned.similarity_kernels`) and the mean over all valid
+    candidates. The kernel is fixed, not learned query–key attention: it is K × K work the
+    features already did, so a block adds K × K multiply-adds and no exponentials.
+    """
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
-        w, h = config.width, config.heads
-        self.heads = h
+        w = config.width
         self.norm1 = nnx.LayerNorm(w, rngs=rngs)
-        self.qkv = nnx.Linear(w, 3 * w, rngs=rngs)
+        self.values = nnx.Linear(w, w, rngs=rngs)
+        self.pool = nnx.Linear(w, w, use_bias=False, rngs=rngs)
         self.proj = nnx.Linear(w, w, rngs=rngs)
-        # bias_h(i, j) = Σ_f pair[i, j, f]·coef[f, h]; starts at 0 (plain attention).
-        self.pair = nnx.Param(jnp.zeros((PAIR_FEATURES, h), jnp.float32))
         self.norm2 = nnx.LayerNorm(w, rngs=rngs)
         self.up = nnx.Linear(w, 2 * w, rngs=rngs)
         self.down = nnx.Linear(2 * w, w, rngs=rngs)
 
     def __call__(
-        self, x: Float[Array, "K W"], pair: Float[Array, "K K P"], valid: Bool[Array, " K"]
+        self,
+        x: Float[Array, "K W"],
+        kernel: Float[Array, "K K"],
+        inverse_sum: Float[Array, " K"],
+        valid: Bool[Array, " K"],
     ) -> Float[Array, "K W"]:
-        k, w = x.shape
-        d = w // self.heads
-        q, key, v = jnp.split(self.qkv(self.norm1(x)), 3, axis=-1)
-        q, key, v = (t.reshape(k, self.heads, d) for t in (q, key, v))
-        logits = jnp.einsum("ihd,jhd->hij", q, key) / jnp.sqrt(jnp.float32(d))
-        logits = logits + jnp.einsum("ijp,ph->hij", pair, self.pair[...])
-        logits = jnp.where(valid[None, None, :], logits, -1e30)
-        attn = jax.nn.softmax(logits, axis=-1)
-        x = x + self.proj(jnp.einsum("hij,jhd->ihd", attn, v).reshape(k, w))
+        z = self.norm1(x)
+        message = (kernel @ self.values(z)) * inverse_sum[:, None]
+        count = jnp.maximum(jnp.sum(valid), 1).astype(z.dtype)
+        mean = jnp.sum(jnp.where(valid[:, None], z, 0), axis=0) / count
+        x = x + self.proj(message + self.pool(mean)[None, :])
         return x + self.down(jax.nn.gelu(self.up(self.norm2(x))))
 
 
@@ -88,10 +88,11 @@ class Allocator(nnx.Module):
         self,
         x: Float[Array, "K F"],
         base: Float[Array, "K 2"],
-        pair: Float[Array, "K K P"],
+        kernel: Float[Array, "K K"],
+        inverse_sum: Float[Array, " K"],
         valid: Bool[Array, " K"],
     ) -> Float[Array, " K"]:
         h = self.embed(x)
         for block in self.blocks:
-            h = block(h, pair, valid)
+            h = block(h, kernel, inverse_sum, valid)
         return base @ self.base_scale[...] + self.head(self.norm(h))[:, 0]

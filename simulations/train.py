@@ -97,9 +97,8 @@ class TrainSettings:
     seed: int = 0
     batch: int = 64
     learning_rate: float = 2e-3
-    width: int = 32
-    heads: int = 4
-    layers: int = 2
+    width: int = 16
+    layers: int = 1
 
     def record(self) -> dict[str, Any]:
         return {
@@ -242,7 +241,7 @@ def _init(settings: TrainSettings, key):
 
     from dora_jax import learned_model
 
-    config = learned_model.ModelConfig(settings.width, settings.heads, settings.layers)
+    config = learned_model.ModelConfig(settings.width, settings.layers)
     model = learned_model.Allocator(config, rngs=nnx.Rngs(key))
     graphdef, params = nnx.split(model, nnx.Param)
     return config, graphdef, params, _optimizer(settings.learning_rate)
