@@ -226,7 +226,7 @@ def leader_posterior(
     first = eligible & ~jnp.any(earlier, axis=1)
     terms = jnp.where(first, log_rho, -jnp.inf)
     log_norm = jnp.logaddexp(0.0, jax.nn.logsumexp(terms))
-    leader = jnp.argmax(jnp.where(eligible, total, -jnp.inf))  # the weighted vote's pick
+    leader = voting.pick(total, eligible)  # the weighted vote's pick, its tie-break included
     return jnp.where(jnp.any(eligible), jnp.exp(log_rho[leader] - log_norm), 0.0)
 
 

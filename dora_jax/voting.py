@@ -15,7 +15,7 @@ from jaxtyping import Array, Bool, Float, Int
 NO_ANSWER = -1
 
 
-def _pick(totals: Float[Array, " F"], eligible: Bool[Array, " F"]) -> Int[Array, ""]:
+def pick(totals: Float[Array, " F"], eligible: Bool[Array, " F"]) -> Int[Array, ""]:
     """Index of the largest total among eligible entries; ties to the lowest index."""
     return jnp.argmax(jnp.where(eligible, totals, -jnp.inf))
 
@@ -24,7 +24,7 @@ def _vote(answers, weights, correct, valid) -> Bool[Array, ""]:
     eligible = valid & (answers != NO_ANSWER)
     same = (answers[:, None] == answers[None, :]) & eligible[None, :]
     totals = jnp.sum(jnp.where(same, weights[None, :], 0), axis=1)
-    return jnp.any(eligible) & correct[_pick(totals, eligible)]
+    return jnp.any(eligible) & correct[pick(totals, eligible)]
 
 
 def majority_vote(
@@ -52,7 +52,7 @@ def best_of_n(
 ) -> Bool[Array, ""]:
     """The single highest-scoring solution (with an answer)."""
     eligible = valid & (answers != NO_ANSWER)
-    return jnp.any(eligible) & correct[_pick(scores.astype(jnp.float32), eligible)]
+    return jnp.any(eligible) & correct[pick(scores.astype(jnp.float32), eligible)]
 
 
 def pass_at_n(correct: Bool[Array, " F"], valid: Bool[Array, " F"]) -> Bool[Array, ""]:
