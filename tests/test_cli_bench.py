@@ -25,6 +25,25 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "DORA_JAX_CACHE": str(cache)}
 
 
+def _kill_after(tmp_path: Path, args: list[str], results: Path, lines: int, poll: float) -> int:
+    """Start `dora bench ARGS`, SIGKILL it once `results` holds `lines` records (or after 240 s);
+    the records it left."""
+    proc = subprocess.Popen(
+        [DORA, "bench", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(tmp_path),
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if results.exists() and len(results.read_text().splitlines()) >= lines:
+            break
+        time.sleep(poll)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return len(results.read_text().splitlines())
+
+
 def _dora(tmp_path, *args, timeout=300, command="bench"):
     assert DORA, "the dora console script is not installed"
     return subprocess.run(
@@ -192,21 +211,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     whole = tmp_path / "whole"
     assert _dora(tmp_path, *args, "--out", str(whole)).returncode == 0
     out = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [DORA, "bench", *args, "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_env(tmp_path),
-    )
-    results = out / "results.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if results.exists() and len(results.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = len(results.read_text().splitlines())
+    partial = _kill_after(tmp_path, [*args, "--out", str(out)], out / "results.jsonl", 3, 0.05)
     assert 3 <= partial < 24, partial  # killed midway
     resumed = _dora(tmp_path, *args, "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
@@ -261,21 +266,9 @@ def test_sigkill_while_recording_then_resume_loses_and_duplicates_no_sample(tmp_
     done = _dora(tmp_path, *args, "--record", str(tmp_path / "whole.sqlite"), "--out", str(whole))
     assert done.returncode == 0, done.stderr
     bank, out = tmp_path / "killed.sqlite", tmp_path / "killed"
-    proc = subprocess.Popen(
-        [DORA, "bench", *args, "--record", str(bank), "--out", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=_env(tmp_path),
+    partial = _kill_after(
+        tmp_path, [*args, "--record", str(bank), "--out", str(out)], out / "results.jsonl", 5, 0.02
     )
-    results = out / "results.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if results.exists() and len(results.read_text().splitlines()) >= 5:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = len(results.read_text().splitlines())
     assert 5 <= partial < 24, partial  # killed midway
     killed_counts = {t: len(rows) for t, rows in _bank_rows(bank).items()}
     resumed = _dora(tmp_path, *args, "--record", str(bank), "--out", str(out))
