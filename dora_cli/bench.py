@@ -20,6 +20,7 @@ from dora_cli._common import (
     StopKappaOption,
     StopPriceOption,
     StopThresholdOption,
+    TotalRolloutsOption,
     adaptive_from,
     check_budgets,
     check_count,
@@ -117,6 +118,7 @@ def bench(
     stop_kappa: StopKappaOption = None,
     pool_cap: PoolCapOption = None,
     min_votes: MinVotesOption = None,
+    total_rollouts: TotalRolloutsOption = None,
 ) -> None:
     """The search on MATH500 / AIME: simulated or with a real model stack; resumable."""
     from backends import datasets
@@ -148,12 +150,9 @@ def bench(
     }
     flags.update({name: value for name, value in given.items() if value is not None})
     check_out(out)
-    adaptive = adaptive_from(None, stop_threshold, stop_price, stop_kappa, pool_cap, min_votes)
-    if adaptive is not None and backend != "sim":
-        fail(
-            "adaptive compute (--stop-threshold, --stop-price, --pool-cap) runs on "
-            "--backend sim only"
-        )
+    adaptive = adaptive_from(
+        None, stop_threshold, stop_price, stop_kappa, pool_cap, min_votes, total_rollouts
+    )
     if backend == "replay" and bank is None:
         fail("--backend replay needs --bank BANK (a bank written with --record)")
     if bank is not None and backend != "replay":
