@@ -48,7 +48,8 @@ untouched:
    may now shrink: a problem whose share no longer exceeds the solutions it has finished stops
    (reason "budget") and votes over all of them; when the total left after the coming round could
    not pay for another round as wide, the coming round is the last for every running problem
-   (it generates to EOS like the paper's round T_max, so every path ends with an answer). The
+   (it generates to EOS like the paper's round T_max, so every path ends with an answer; its
+   problems end with reason "budget"). The
    batch never generates more than P·R (a test pins it); R ≥ N (every problem's first round).
 
 With stopping off, C = N and no total, every running problem's share is exactly N, and
@@ -372,10 +373,11 @@ def _decide(t, state: SearchState, plan, settled, carry: _Pool, params: StopPara
         jnp.where(
             by_price,
             PRICED,
+            # A round the total made the last ends its problems by the budget, complete or not.
             jnp.where(
-                settled.num_finished >= width,
-                VOTES,
-                jnp.where(carry.final | starved, BUDGET, LIMIT),
+                carry.final | starved,
+                BUDGET,
+                jnp.where(settled.num_finished >= width, VOTES, LIMIT),
             ),
         ),
     )

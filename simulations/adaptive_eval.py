@@ -16,7 +16,13 @@ Worlds: "levels" is the paper-like world with problems drawn in MATH500's five l
 (assumed, decreasing like Fig. 4's accuracies; not fitted). p(root) enters the world only through
 `sample_problem`, so one compiled search serves every level.
 
-Run: `python -m simulations.adaptive_eval [--problems P] [--out docs/adaptive_frontier.png]`.
+A total budget against the per-round pool (`--totals`, levels world): the per-round pool's
+frontier (θ swept, cap fixed) against total-budget points (θ fixed, R rollouts per problem swept)
+of the same rule, compared as above (accuracy gained at the per-round frontier's FLOPs, FLOPs saved
+at its accuracy, paired bootstrap 95%).
+
+Run: `python -m simulations.adaptive_eval [--problems P] [--out docs/adaptive_frontier.png]`,
+`python -m simulations.adaptive_eval --totals [--problems P] [--json docs/adaptive_total.json]`.
 """
 
 from __future__ import annotations
@@ -61,7 +67,8 @@ class Point:
             return f"{self.method} fixed N={self.budget}"
         a = self.adaptive
         stop = f"θ={a.threshold}" if a.threshold is not None else f"c={a.price}"
-        return f"{self.method} adaptive N={self.budget} {stop} cap={a.cap}"
+        total = "" if a.total is None else f" total={a.total}"
+        return f"{self.method} adaptive N={self.budget} {stop} cap={a.cap}{total}"
 
 
 def level_problems(config: world_lib.WorldConfig, key, count: int):
@@ -192,6 +199,47 @@ def evaluate(
     return out
 
 
+PER_ROUND_THRESHOLDS = (0.7, 0.8, 0.9, 0.95)
+TOTAL_THRESHOLD = 0.9
+TOTALS = (40, 56, 72)  # R, rollouts per problem (fixed N = 8 spends ~75 in the levels world)
+
+
+def evaluate_totals(
+    problems_count: int,
+    *,
+    seed: int = 0,
+    budget: int = 8,
+    cap: int = 2,
+    slots: int = 32,
+    max_rounds: int = 24,
+    methods=METHODS,
+) -> dict[str, Any]:
+    """The total budget against the per-round pool in the levels world (module docstring)."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    config, problems, keys, levels = batch("levels", seed, problems_count)
+    fn = compiled(config, slots, max_rounds)
+    rows: dict[str, Any] = {}
+    for method in methods:
+        frontier = []
+        for theta in PER_ROUND_THRESHOLDS:
+            point = Point(method, budget, Adaptive(threshold=theta, cap=cap))
+            got = run_point(fn, problems, keys, point)
+            frontier.append(got)
+            rows[point.label] = _row(got, levels)
+        frontier.sort(key=lambda g: g["flops"].mean())
+        for total in TOTALS:
+            a = Adaptive(threshold=TOTAL_THRESHOLD, cap=cap, total=total)
+            point = Point(method, budget, a)
+            got = run_point(fn, problems, keys, point)
+            rows[point.label] = {
+                **_row(got, levels),
+                "ended_by_total": float((got["reason"] == 5).mean()),
+                **compare(frontier, got, rng),
+            }
+    return {"levels": {"points": rows, "wall_s": time.perf_counter() - start}}
+
+
 def _row(got: dict, levels) -> dict[str, Any]:
     row = {
         "accuracy": float(got["accuracy"].mean()),
@@ -246,11 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="PNG of the frontiers")
     parser.add_argument("--json", default=None, help="write the numbers here")
+    parser.add_argument(
+        "--totals", action="store_true", help="the total budget against the per-round pool"
+    )
     args = parser.parse_args(argv)
     if args.problems < 2:
         print("adaptive_eval: error: --problems must be >= 2", file=sys.stderr)
         return 2
-    found = evaluate(args.problems, seed=args.seed)
+    if args.totals and args.out:
+        print("adaptive_eval: error: --out plots the frontiers, not --totals", file=sys.stderr)
+        return 2
+    found = (evaluate_totals if args.totals else evaluate)(args.problems, seed=args.seed)
     text = json.dumps(found, indent=1)
     if args.json:
         with open(args.json, "w") as f:
