@@ -289,6 +289,11 @@ def test_spec_adaptive_table(tmp_path):
     path.write_text("budgets = [8]\n[adaptive]\nprice = -1\n")
     with pytest.raises(spec_lib.SpecError, match="stop price must be"):
         spec_lib.load_spec(path)
+    path.write_text("budgets = [8]\n[adaptive]\ntotal = 4\n")
+    with pytest.raises(spec_lib.SpecError, match="total rollouts 4 per problem is below"):
+        spec_lib.load_spec(path)
+    path.write_text("budgets = [8]\n[adaptive]\ntotal = 24\n")
+    assert spec_lib.load_spec(path).adaptive == Adaptive(total=24)
 
 
 # --- total budget and padding (compiled) ----------------------------------------------------
