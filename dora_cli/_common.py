@@ -346,6 +346,14 @@ TotalRolloutsOption = Annotated[
         "whole search (the batch shares P × this; unspent slots carry to later rounds; ≥ N)."
     ),
 ]
+TotalFinishOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--total-finish/--total-no-finish",
+        help="Adaptive, with --total-rollouts: when the total runs short the last round "
+        "generates to EOS (default), or problems just stop and vote over what finished.",
+    ),
+]
 MinVotesOption = Annotated[
     int | None,
     typer.Option(help="Adaptive: finished solutions needed before an early stop (default 2)."),
@@ -361,6 +369,7 @@ def adaptive_from(
     min_votes: int | None,
     total: int | None = None,
     budgets: Sequence[int] = (),
+    finish: bool | None = None,
 ):
     """The adaptive settings: `base` (a spec's, or None) with the given flags in place; None when
     neither gives any. A bad setting (or a total below one of `budgets`) is one line (exit 2),
@@ -376,6 +385,7 @@ def adaptive_from(
         "cap": cap,
         "min_votes": min_votes,
         "total": total,
+        "finish": finish,
     }
     given = {k: v for k, v in flags.items() if v is not None}
     if base is None and not given:
@@ -386,6 +396,8 @@ def adaptive_from(
         else:
             assert isinstance(base, Adaptive)
             adaptive = dataclasses.replace(base, **given)
+        if finish is not None and adaptive.total is None:
+            raise AdaptiveError("--total-finish/--total-no-finish needs a total (--total-rollouts)")
         for budget in budgets:
             adaptive.check_budget(budget)
     except AdaptiveError as error:

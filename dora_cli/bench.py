@@ -20,6 +20,7 @@ from dora_cli._common import (
     StopKappaOption,
     StopPriceOption,
     StopThresholdOption,
+    TotalFinishOption,
     TotalRolloutsOption,
     adaptive_from,
     check_budgets,
@@ -119,6 +120,7 @@ def bench(
     pool_cap: PoolCapOption = None,
     min_votes: MinVotesOption = None,
     total_rollouts: TotalRolloutsOption = None,
+    total_finish: TotalFinishOption = None,
 ) -> None:
     """The search on MATH500 / AIME: simulated or with a real model stack; resumable."""
     from backends import datasets
@@ -151,7 +153,14 @@ def bench(
     flags.update({name: value for name, value in given.items() if value is not None})
     check_out(out)
     adaptive = adaptive_from(
-        None, stop_threshold, stop_price, stop_kappa, pool_cap, min_votes, total_rollouts
+        None,
+        stop_threshold,
+        stop_price,
+        stop_kappa,
+        pool_cap,
+        min_votes,
+        total_rollouts,
+        finish=total_finish,
     )
     if backend == "replay" and bank is None:
         fail("--backend replay needs --bank BANK (a bank written with --record)")

@@ -21,6 +21,7 @@ from dora_cli._common import (
     StopKappaOption,
     StopPriceOption,
     StopThresholdOption,
+    TotalFinishOption,
     TotalRolloutsOption,
     adaptive_from,
     check_budgets,
@@ -62,6 +63,7 @@ def simulate(
     pool_cap: PoolCapOption = None,
     min_votes: MinVotesOption = None,
     total_rollouts: TotalRolloutsOption = None,
+    total_finish: TotalFinishOption = None,
     coordinator: CoordinatorOption = None,
     num_processes: NumProcessesOption = None,
     process_id: ProcessIdOption = None,
@@ -102,6 +104,7 @@ def simulate(
         min_votes,
         total_rollouts,
         budgets=spec.budgets,
+        finish=total_finish,
     )
     if adaptive is not spec.adaptive:
         spec = dataclasses.replace(spec, adaptive=adaptive)

@@ -135,6 +135,9 @@ class Adaptive:
       min_votes: finished solutions a problem needs before it may stop early (≥ 1).
       total: R, rollouts per problem on average over the whole search (None: no total; the
         batch shares P·R, unspent slots carry across rounds; R ≥ N, checked by `check_budget`).
+      finish: when the total runs short, the coming round generates to EOS (every path ends
+        with an answer, at the tokens of whole solutions); False: problems simply stop there
+        and vote over what has finished.
     """
 
     threshold: float | None = None
@@ -143,6 +146,7 @@ class Adaptive:
     cap: int = 1
     min_votes: int = DEFAULT_MIN_VOTES
     total: int | None = None
+    finish: bool = True
 
     def __post_init__(self):
         t = self.threshold
@@ -160,6 +164,8 @@ class Adaptive:
             )
         if not _integer(self.min_votes) or self.min_votes < 1:
             raise AdaptiveError(f"min votes must be an integer >= 1, got {self.min_votes!r}")
+        if not isinstance(self.finish, bool):
+            raise AdaptiveError(f"finish must be true or false, got {self.finish!r}")
         if self.total is not None and (not _integer(self.total) or self.total < 1):
             raise AdaptiveError(
                 f"total rollouts must be an integer >= 1 (per problem), got {self.total!r}"
@@ -198,6 +204,7 @@ class Adaptive:
             min_votes=jnp.int32(self.min_votes),
             shuffle=jnp.asarray(control),
             total=jnp.int32(-1 if self.total is None else self.total),
+            finish=jnp.asarray(bool(self.finish)),
             rows=jnp.int32(-1),
         )
 
@@ -224,6 +231,7 @@ class StopParams(NamedTuple):
     min_votes: Int[Array, ""]
     shuffle: Bool[Array, ""]  # control: problem p reads problem p − 1's posterior
     total: Int[Array, ""]  # R, rollouts per problem over the search (< 0: no total)
+    finish: Bool[Array, ""]  # the total's last round generates to EOS
     rows: Int[Array, ""]  # the real problems: rows ≥ rows are padding (< 0: every row is real)
 
 
@@ -365,7 +373,7 @@ def _decide(t, state: SearchState, plan, settled, carry: _Pool, params: StopPara
     next_width = jnp.where(stop, width, share)
     coming = jnp.sum(jnp.where(stop, 0, share), dtype=jnp.int32)
     # The round after the coming one could not be as wide: the coming one is the last.
-    next_final = limited & ~stop & (rec.total - spent - coming < coming)
+    next_final = limited & params.finish & ~stop & (rec.total - spent - coming < coming)
     ended = running & stop
     reason = jnp.where(
         by_threshold,

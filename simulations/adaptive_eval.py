@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import sys
@@ -67,7 +68,7 @@ class Point:
             return f"{self.method} fixed N={self.budget}"
         a = self.adaptive
         stop = f"θ={a.threshold}" if a.threshold is not None else f"c={a.price}"
-        total = "" if a.total is None else f" total={a.total}"
+        total = "" if a.total is None else f" total={a.total}" + ("" if a.finish else " no-EOS")
         return f"{self.method} adaptive N={self.budget} {stop} cap={a.cap}{total}"
 
 
@@ -199,9 +200,9 @@ def evaluate(
     return out
 
 
-PER_ROUND_THRESHOLDS = (0.7, 0.8, 0.9, 0.95)
 TOTAL_THRESHOLD = 0.9
-TOTALS = (40, 56, 72)  # R, rollouts per problem (fixed N = 8 spends ~75 in the levels world)
+TOTAL_BUDGETS = (4, 8, 16)  # N of the per-round pool's frontier and of the fixed-N frontier
+TOTALS = (40, 56, 72)  # R, rollouts per problem at N = 8 (fixed N = 8 spends ~75 in "levels")
 
 
 def evaluate_totals(
@@ -214,28 +215,32 @@ def evaluate_totals(
     max_rounds: int = 24,
     methods=METHODS,
 ) -> dict[str, Any]:
-    """The total budget against the per-round pool in the levels world (module docstring)."""
+    """The total budget against the per-round pool in the levels world (module docstring): the
+    per-round pool's frontier is θ = TOTAL_THRESHOLD, cap `cap` at N = 4, 8, 16; each total point
+    (N = `budget`, the same θ and cap, R in TOTALS, with and without the last round to EOS) is
+    compared with it and with the fixed-N frontier, at equal FLOPs."""
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     config, problems, keys, levels = batch("levels", seed, problems_count)
     fn = compiled(config, slots, max_rounds)
     rows: dict[str, Any] = {}
     for method in methods:
-        frontier = []
-        for theta in PER_ROUND_THRESHOLDS:
-            point = Point(method, budget, Adaptive(threshold=theta, cap=cap))
-            got = run_point(fn, problems, keys, point)
-            frontier.append(got)
-            rows[point.label] = _row(got, levels)
-        frontier.sort(key=lambda g: g["flops"].mean())
-        for total in TOTALS:
-            a = Adaptive(threshold=TOTAL_THRESHOLD, cap=cap, total=total)
+        fixed = [run_point(fn, problems, keys, Point(method, n)) for n in TOTAL_BUDGETS]
+        pooled = []
+        for n, got in zip(TOTAL_BUDGETS, fixed, strict=True):
+            rows[Point(method, n).label] = _row(got, levels)
+            point = Point(method, n, Adaptive(threshold=TOTAL_THRESHOLD, cap=cap))
+            pooled.append(run_point(fn, problems, keys, point))
+            rows[point.label] = {**_row(pooled[-1], levels), **compare(fixed, pooled[-1], rng)}
+        for total, finish in itertools.product(TOTALS, (True, False)):
+            a = Adaptive(threshold=TOTAL_THRESHOLD, cap=cap, total=total, finish=finish)
             point = Point(method, budget, a)
             got = run_point(fn, problems, keys, point)
             rows[point.label] = {
                 **_row(got, levels),
                 "ended_by_total": float((got["reason"] == 5).mean()),
-                **compare(frontier, got, rng),
+                "against_per_round_pool": compare(pooled, got, rng),
+                "against_fixed": compare(fixed, got, rng),
             }
     return {"levels": {"points": rows, "wall_s": time.perf_counter() - start}}
 

@@ -265,6 +265,7 @@ def test_disabled_settings_are_not_enabled():
             "total rollouts 4 per problem is below the budget N = 8",
         ),
         (["bench", "--backend", "toy", "--stop-price", "-1"], "stop price must be a finite"),
+        (["simulate", "--total-no-finish"], "needs a total (--total-rollouts)"),
     ],
 )
 def test_cli_bad_settings_exit_2_before_work(tmp_path, capsys, args, message):
@@ -301,11 +302,12 @@ def test_spec_adaptive_table(tmp_path):
 TOTALS = [
     Adaptive(total=3 * N, cap=CAP),  # binds: problems end by the total
     Adaptive(threshold=0.9, total=5 * N, cap=CAP),
+    Adaptive(total=3 * N, cap=CAP, finish=False),  # no last round to EOS: problems just stop
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("adaptive", TOTALS, ids=["total-binds", "threshold-total"])
+@pytest.mark.parametrize("adaptive", TOTALS, ids=["total-binds", "threshold-total", "no-finish"])
 def test_a_total_is_never_exceeded(adaptive):
     result, record = jax.tree.map(np.asarray, _run(0, adaptive))
     assert int(record.total) == P * adaptive.total
