@@ -350,8 +350,8 @@ TotalFinishOption = Annotated[
     bool | None,
     typer.Option(
         "--total-finish/--total-no-finish",
-        help="Adaptive, with --total-rollouts: when the total runs short the last round "
-        "generates to EOS (default), or problems just stop and vote over what finished.",
+        help="Adaptive, with --total-rollouts: when the total runs short, problems stop and "
+        "vote over what finished (default), or the last round generates to EOS.",
     ),
 ]
 MinVotesOption = Annotated[

@@ -46,10 +46,11 @@ untouched:
    per-round pool's schedule with the unspent slots carried forward, capped by the total. (Per
    round, the pool is P·N exactly as without a total, plus what earlier rounds saved.) A share
    may now shrink: a problem whose share no longer exceeds the solutions it has finished stops
-   (reason "budget") and votes over all of them; when the total left after the coming round could
-   not pay for another round as wide, the coming round is the last for every running problem
-   (it generates to EOS like the paper's round T_max, so every path ends with an answer; its
-   problems end with reason "budget"). The
+   (reason "budget") and votes over all of them, so when the total runs out the running problems
+   stop and vote over what they have finished. With `finish`, a round the total left could not
+   repeat is made the last instead: it generates to EOS like the paper's round T_max, so every
+   path ends with an answer, at the tokens of whole solutions (its problems end with reason
+   "budget"). The
    batch never generates more than P·R (a test pins it); R ≥ N (every problem's first round).
 
 With stopping off, C = N and no total, every running problem's share is exactly N, and
@@ -136,8 +137,9 @@ class Adaptive:
       total: R, rollouts per problem on average over the whole search (None: no total; the
         batch shares P·R, unspent slots carry across rounds; R ≥ N, checked by `check_budget`).
       finish: when the total runs short, the coming round generates to EOS (every path ends
-        with an answer, at the tokens of whole solutions); False: problems simply stop there
-        and vote over what has finished.
+        with an answer, at the tokens of whole solutions); False (default): problems simply
+        stop there and vote over what has finished (in the levels world the EOS round cost more
+        FLOPs than it gained: `simulations.adaptive_eval --totals`).
     """
 
     threshold: float | None = None
@@ -146,7 +148,7 @@ class Adaptive:
     cap: int = 1
     min_votes: int = DEFAULT_MIN_VOTES
     total: int | None = None
-    finish: bool = True
+    finish: bool = False
 
     def __post_init__(self):
         t = self.threshold

@@ -265,7 +265,7 @@ def test_disabled_settings_are_not_enabled():
             "total rollouts 4 per problem is below the budget N = 8",
         ),
         (["bench", "--backend", "toy", "--stop-price", "-1"], "stop price must be a finite"),
-        (["simulate", "--total-no-finish"], "needs a total (--total-rollouts)"),
+        (["simulate", "--total-finish"], "needs a total (--total-rollouts)"),
     ],
 )
 def test_cli_bad_settings_exit_2_before_work(tmp_path, capsys, args, message):
@@ -300,14 +300,14 @@ def test_spec_adaptive_table(tmp_path):
 # --- total budget and padding (compiled) ----------------------------------------------------
 
 TOTALS = [
-    Adaptive(total=3 * N, cap=CAP),  # binds: problems end by the total
+    Adaptive(total=3 * N, cap=CAP),  # binds: problems end by the total, no round to EOS
     Adaptive(threshold=0.9, total=5 * N, cap=CAP),
-    Adaptive(total=3 * N, cap=CAP, finish=False),  # no last round to EOS: problems just stop
+    Adaptive(total=3 * N, cap=CAP, finish=True),  # the total's last round generates to EOS
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("adaptive", TOTALS, ids=["total-binds", "threshold-total", "no-finish"])
+@pytest.mark.parametrize("adaptive", TOTALS, ids=["total-binds", "threshold-total", "finish"])
 def test_a_total_is_never_exceeded(adaptive):
     result, record = jax.tree.map(np.asarray, _run(0, adaptive))
     assert int(record.total) == P * adaptive.total
@@ -395,11 +395,14 @@ HOST_SETTINGS = [
     Adaptive(threshold=0.8, cap=2),
     Adaptive(price=0.01, cap=2, min_votes=1),
     Adaptive(total=2 * TOY_N, cap=3),
+    Adaptive(total=2 * TOY_N, cap=3, finish=True),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("adaptive", HOST_SETTINGS, ids=["threshold", "price", "total"])
+@pytest.mark.parametrize(
+    "adaptive", HOST_SETTINGS, ids=["threshold", "price", "total", "total-finish"]
+)
 def test_host_budget_accounting_and_records(adaptive):
     config = SearchConfig.make("dora", adaptive.slots(TOY_N), max_rounds=TOY_T)
     world = _toy_world()
