@@ -426,6 +426,24 @@ def _run(
         + f", {elapsed:.1f} s"
     )
     typer.echo(report.table(rows))
+    if spec.adaptive is not None:
+        typer.echo("\n" + _adaptive_lines(records))
     if counters:
         typer.echo("\n" + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counters.items()))
     typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))
+
+
+def _adaptive_lines(records) -> str:
+    """Why the problems stopped, per (method, N), seeds pooled (records say it per problem)."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    lines = ["adaptive: why problems stopped (records: 'adaptive' per problem)"]
+    for (method, budget), rows in groups.items():
+        reasons: dict[str, int] = {}
+        for r in rows:
+            reasons[r["adaptive"]["reason"]] = reasons.get(r["adaptive"]["reason"], 0) + 1
+        counted = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+        rollouts = sum(r["rollouts"] for r in rows) / len(rows)
+        lines.append(f"  {method:<22} N={budget:<4} {counted}; mean rollouts {rollouts:.1f}")
+    return "\n".join(lines)
