@@ -23,6 +23,7 @@ comparisons share two cached compiled functions and are marked slow.
 from __future__ import annotations
 
 import functools
+import json
 import math
 
 import jax
@@ -449,3 +450,20 @@ def test_host_loop_equals_the_compiled_pooled_search():
         jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got), strict=True
     ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
+
+
+@pytest.mark.slow
+def test_adaptive_eval_totals_runs_with_tiny_arguments(tmp_path, capsys):
+    from simulations import adaptive_eval
+
+    path = tmp_path / "totals.json"
+    assert adaptive_eval.main(["--totals", "--problems", "6", "--json", str(path)]) == 0
+    points = json.loads(path.read_text())["levels"]["points"]
+    totals = [v for k, v in points.items() if "total=" in k]
+    assert len(totals) == 2 * 2 * len(adaptive_eval.TOTALS)
+    for row in totals:
+        assert row["rollouts"] <= 72 and 0.0 <= row["ended_by_total"] <= 1.0
+        assert set(row["against_per_round_pool"]) >= {"accuracy_gain", "accuracy_gain_ci"}
+    capsys.readouterr()
+    assert adaptive_eval.main(["--totals", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--out plots the frontiers" in capsys.readouterr().err
