@@ -404,7 +404,8 @@ def _decide(t, state: SearchState, plan, settled, carry: _Pool, params: StopPara
 def _trim(state: SearchState, width: Int[Array, ""]) -> SearchState:
     """At most `width` slots generate next round: a rule that keeps every survivor on its own
     slot (best-of-N) would otherwise outgrow a share that shrank (a no-op while shares only
-    grow: a reallocating rule fills exactly the first `width` slots)."""
+    grow: a reallocating rule fills exactly the first `width` slots). The round's trace still
+    names the trimmed slots' parents; the ledger counts only what generates."""
     alive = state.alive & (jnp.cumsum(state.alive, dtype=jnp.int32) <= width)
     return state._replace(alive=alive)
 
