@@ -339,6 +339,21 @@ PoolCapOption = Annotated[
         "this × N (an integer ≥ 1; default 1)."
     ),
 ]
+TotalRolloutsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Adaptive: a total budget of this many rollouts per problem on average over the "
+        "whole search (the batch shares P × this; unspent slots carry to later rounds; ≥ N)."
+    ),
+]
+TotalFinishOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--total-finish/--total-no-finish",
+        help="Adaptive, with --total-rollouts: when the total runs short, problems stop and "
+        "vote over what finished (default), or the last round generates to EOS.",
+    ),
+]
 MinVotesOption = Annotated[
     int | None,
     typer.Option(help="Adaptive: finished solutions needed before an early stop (default 2)."),
@@ -352,9 +367,13 @@ def adaptive_from(
     kappa: float | None,
     cap: int | None,
     min_votes: int | None,
+    total: int | None = None,
+    budgets: Sequence[int] = (),
+    finish: bool | None = None,
 ):
     """The adaptive settings: `base` (a spec's, or None) with the given flags in place; None when
-    neither gives any. A bad setting is one line (exit 2), before any work."""
+    neither gives any. A bad setting (or a total below one of `budgets`) is one line (exit 2),
+    before any work."""
     import dataclasses
 
     from dora_jax.adaptive import Adaptive, AdaptiveError
@@ -365,14 +384,22 @@ def adaptive_from(
         "kappa": kappa,
         "cap": cap,
         "min_votes": min_votes,
+        "total": total,
+        "finish": finish,
     }
     given = {k: v for k, v in flags.items() if v is not None}
     if base is None and not given:
         return None
     try:
         if base is None:
-            return Adaptive(**given)
-        assert isinstance(base, Adaptive)
-        return dataclasses.replace(base, **given)
+            adaptive = Adaptive(**given)
+        else:
+            assert isinstance(base, Adaptive)
+            adaptive = dataclasses.replace(base, **given)
+        if finish is not None and adaptive.total is None:
+            raise AdaptiveError("--total-finish/--total-no-finish needs a total (--total-rollouts)")
+        for budget in budgets:
+            adaptive.check_budget(budget)
     except AdaptiveError as error:
         fail(str(error))
+    return adaptive

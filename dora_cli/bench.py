@@ -20,6 +20,8 @@ from dora_cli._common import (
     StopKappaOption,
     StopPriceOption,
     StopThresholdOption,
+    TotalFinishOption,
+    TotalRolloutsOption,
     adaptive_from,
     check_budgets,
     check_count,
@@ -117,6 +119,8 @@ def bench(
     stop_kappa: StopKappaOption = None,
     pool_cap: PoolCapOption = None,
     min_votes: MinVotesOption = None,
+    total_rollouts: TotalRolloutsOption = None,
+    total_finish: TotalFinishOption = None,
 ) -> None:
     """The search on MATH500 / AIME: simulated or with a real model stack; resumable."""
     from backends import datasets
@@ -148,12 +152,16 @@ def bench(
     }
     flags.update({name: value for name, value in given.items() if value is not None})
     check_out(out)
-    adaptive = adaptive_from(None, stop_threshold, stop_price, stop_kappa, pool_cap, min_votes)
-    if adaptive is not None and backend != "sim":
-        fail(
-            "adaptive compute (--stop-threshold, --stop-price, --pool-cap) runs on "
-            "--backend sim only"
-        )
+    adaptive = adaptive_from(
+        None,
+        stop_threshold,
+        stop_price,
+        stop_kappa,
+        pool_cap,
+        min_votes,
+        total_rollouts,
+        finish=total_finish,
+    )
     if backend == "replay" and bank is None:
         fail("--backend replay needs --bank BANK (a bank written with --record)")
     if bank is not None and backend != "replay":
@@ -418,6 +426,24 @@ def _run(
         + f", {elapsed:.1f} s"
     )
     typer.echo(report.table(rows))
+    if spec.adaptive is not None:
+        typer.echo("\n" + _adaptive_lines(records))
     if counters:
         typer.echo("\n" + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counters.items()))
     typer.echo(f"\nwrote {out / 'results.jsonl'}" + "".join(f", {p}" for p in images))
+
+
+def _adaptive_lines(records) -> str:
+    """Why the problems stopped, per (method, N), seeds pooled (records say it per problem)."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["budget"]), []).append(r)
+    lines = ["adaptive: why problems stopped (records: 'adaptive' per problem)"]
+    for (method, budget), rows in groups.items():
+        reasons: dict[str, int] = {}
+        for r in rows:
+            reasons[r["adaptive"]["reason"]] = reasons.get(r["adaptive"]["reason"], 0) + 1
+        counted = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+        rollouts = sum(r["rollouts"] for r in rows) / len(rows)
+        lines.append(f"  {method:<22} N={budget:<4} {counted}; mean rollouts {rollouts:.1f}")
+    return "\n".join(lines)

@@ -21,6 +21,8 @@ from dora_cli._common import (
     StopKappaOption,
     StopPriceOption,
     StopThresholdOption,
+    TotalFinishOption,
+    TotalRolloutsOption,
     adaptive_from,
     check_budgets,
     check_count,
@@ -60,6 +62,8 @@ def simulate(
     stop_kappa: StopKappaOption = None,
     pool_cap: PoolCapOption = None,
     min_votes: MinVotesOption = None,
+    total_rollouts: TotalRolloutsOption = None,
+    total_finish: TotalFinishOption = None,
     coordinator: CoordinatorOption = None,
     num_processes: NumProcessesOption = None,
     process_id: ProcessIdOption = None,
@@ -92,7 +96,15 @@ def simulate(
         fail(str(error))
     check_budgets(spec.budgets)  # a config file's budgets too
     adaptive = adaptive_from(
-        spec.adaptive, stop_threshold, stop_price, stop_kappa, pool_cap, min_votes
+        spec.adaptive,
+        stop_threshold,
+        stop_price,
+        stop_kappa,
+        pool_cap,
+        min_votes,
+        total_rollouts,
+        budgets=spec.budgets,
+        finish=total_finish,
     )
     if adaptive is not spec.adaptive:
         spec = dataclasses.replace(spec, adaptive=adaptive)
@@ -194,8 +206,10 @@ def _adaptive_lines(adaptive, records) -> str:
         early = np.mean([a["stopped"]["settled"] + a["stopped"]["price"] for a in rows])
         stop_round = np.mean([a["stop_round"] for a in rows])
         widest = np.mean([a["max_width"] for a in rows])
+        starved = np.mean([a["stopped"]["budget"] for a in rows])
         lines.append(
             f"  {method:<22} N={budget:<4} stopped early {100 * early:5.1f}%, "
             f"mean stop round {stop_round:.1f}, mean widest {widest:.1f} slots"
+            + (f", ended by the total {100 * starved:5.1f}%" if adaptive.total else "")
         )
     return "\n".join(lines)

@@ -40,18 +40,40 @@ untouched:
    problem gets its first round at width N. The ledger counts the slots that actually generated;
    each round's total is recorded and never exceeds the pool.
 
-With stopping off and C = N every running problem's share is exactly N, and `search_pooled`
-returns the engine's `jax.vmap(search)` result bit for bit (a test pins it).
+3. **A total budget** (optional, `total` = R rollouts per problem on average): the batch shares
+   P·R rollouts over the WHOLE search, and what a round leaves unused carries to later rounds.
+   Round t's pool is min((t + 1)·P·N, P·R) minus what the batch has spent in rounds < t: the
+   per-round pool's schedule with the unspent slots carried forward, capped by the total. (Per
+   round, the pool is P·N exactly as without a total, plus what earlier rounds saved.) A share
+   may now shrink: a problem whose share no longer exceeds the solutions it has finished stops
+   (reason "budget") and votes over all of them, so when the total runs out the running problems
+   stop and vote over what they have finished. With `finish`, a round the total left could not
+   repeat is made the last instead: it generates to EOS like the paper's round T_max, so every
+   path ends with an answer, at the tokens of whole solutions (its problems end with reason
+   "budget"). The
+   batch never generates more than P·R (a test pins it); R ≥ N (every problem's first round).
 
-Everything that is not a shape (N, C, θ, c, κ, min_votes) is a traced argument (`StopParams`), so
-one compiled search serves every setting. Pure: arrays in, arrays out.
+With stopping off, C = N and no total, every running problem's share is exactly N, and
+`search_pooled` returns the engine's `jax.vmap(search)` result bit for bit, and
+`search_pooled_batch` (the host-driven loop, for text backends) returns `search_batch`'s (tests
+pin both).
+
+Padding: rows at or beyond `StopParams.rows` (a sharded batch padded to the device count) are
+done from the start: they take no share of the pool, and the pool is (real rows)·N.
+
+Everything that is not a shape (N, C, θ, c, κ, min_votes, R, rows) is a traced argument
+(`StopParams`), so one compiled search serves every setting. Pure: arrays in, arrays out (but
+`search_pooled_batch`, which calls a host world between its compiled steps, as `search_batch`
+does).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import Any, NamedTuple
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -59,9 +81,11 @@ from jax import lax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from dora_jax import voting
+from dora_jax.base import HostBatchWorld
 from dora_jax.search import (
     SearchConfig,
     SearchResult,
+    SearchState,
     World,
     append_finished,
     close_round,
@@ -82,13 +106,14 @@ __all__ = [
     "leader_posterior",
     "pool_widths",
     "search_pooled",
+    "search_pooled_batch",
 ]
 
 DEFAULT_KAPPA = 15.0  # the paper-like world's κ; `dora calibrate` gives a measured one
 DEFAULT_MIN_VOTES = 2  # a lone finished solution never settles a problem
 # Why a problem stopped (PoolRecord.reason).
-RUNNING, VOTES, LIMIT, SETTLED, PRICED = 0, 1, 2, 3, 4
-REASONS = ("running", "votes", "limit", "settled", "price")
+RUNNING, VOTES, LIMIT, SETTLED, PRICED, BUDGET = 0, 1, 2, 3, 4, 5
+REASONS = ("running", "votes", "limit", "settled", "price", "budget")
 _NEVER = 2.0  # a threshold no probability reaches: the threshold rule off
 _EPS = 1e-6  # scores are clipped into (0, 1) before the Beta parameters
 
@@ -109,6 +134,12 @@ class Adaptive:
       cap: C / N, an integer ≥ 1: the most slots a running problem may take from the pool, in
         multiples of N (1: no problem ever runs wider than N).
       min_votes: finished solutions a problem needs before it may stop early (≥ 1).
+      total: R, rollouts per problem on average over the whole search (None: no total; the
+        batch shares P·R, unspent slots carry across rounds; R ≥ N, checked by `check_budget`).
+      finish: when the total runs short, the coming round generates to EOS (every path ends
+        with an answer, at the tokens of whole solutions); False (default): problems simply
+        stop there and vote over what has finished (in the levels world the EOS round cost more
+        FLOPs than it gained: `simulations.adaptive_eval --totals`).
     """
 
     threshold: float | None = None
@@ -116,6 +147,8 @@ class Adaptive:
     kappa: float = DEFAULT_KAPPA
     cap: int = 1
     min_votes: int = DEFAULT_MIN_VOTES
+    total: int | None = None
+    finish: bool = False
 
     def __post_init__(self):
         t = self.threshold
@@ -133,6 +166,20 @@ class Adaptive:
             )
         if not _integer(self.min_votes) or self.min_votes < 1:
             raise AdaptiveError(f"min votes must be an integer >= 1, got {self.min_votes!r}")
+        if not isinstance(self.finish, bool):
+            raise AdaptiveError(f"finish must be true or false, got {self.finish!r}")
+        if self.total is not None and (not _integer(self.total) or self.total < 1):
+            raise AdaptiveError(
+                f"total rollouts must be an integer >= 1 (per problem), got {self.total!r}"
+            )
+
+    def check_budget(self, budget: int) -> None:
+        """Raises AdaptiveError when budget N cannot run under these settings (R < N)."""
+        if self.total is not None and self.total < budget:
+            raise AdaptiveError(
+                f"total rollouts {self.total} per problem is below the budget N = {budget} "
+                "(every problem's first round takes N)"
+            )
 
     @property
     def stops(self) -> bool:
@@ -141,7 +188,7 @@ class Adaptive:
     @property
     def enabled(self) -> bool:
         """Anything differs from the fixed-N engine."""
-        return self.stops or self.cap > 1
+        return self.stops or self.cap > 1 or self.total is not None
 
     def slots(self, budget: int) -> int:
         """C: the slots per problem a search at budget N needs."""
@@ -158,6 +205,9 @@ class Adaptive:
             kappa=jnp.float32(self.kappa),
             min_votes=jnp.int32(self.min_votes),
             shuffle=jnp.asarray(control),
+            total=jnp.int32(-1 if self.total is None else self.total),
+            finish=jnp.asarray(bool(self.finish)),
+            rows=jnp.int32(-1),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -182,6 +232,9 @@ class StopParams(NamedTuple):
     kappa: Float[Array, ""]
     min_votes: Int[Array, ""]
     shuffle: Bool[Array, ""]  # control: problem p reads problem p − 1's posterior
+    total: Int[Array, ""]  # R, rollouts per problem over the search (< 0: no total)
+    finish: Bool[Array, ""]  # the total's last round generates to EOS
+    rows: Int[Array, ""]  # the real problems: rows ≥ rows are padding (< 0: every row is real)
 
 
 class PoolRecord(NamedTuple):
@@ -192,7 +245,8 @@ class PoolRecord(NamedTuple):
     reason: Int[Array, " P"]  # REASONS index
     posterior: Float[Array, " P"]  # P(leader correct) when it stopped (the value it read)
     pool_used: Int[Array, " T"]  # slots that generated, per round, over the batch
-    pool: Int[Array, ""]  # P·N
+    pool: Int[Array, ""]  # P·N (P: the real rows)
+    total: Int[Array, ""]  # P·R, the batch's total (−1: none)
 
 
 def leader_posterior(
@@ -247,6 +301,115 @@ def pool_widths(
     return jnp.where(running, width, 0).astype(jnp.int32)
 
 
+class _Pool(NamedTuple):
+    """The adaptive decisions' carry between rounds (leading P, or scalars)."""
+
+    width: Int[Array, " P"]  # each problem's width in the coming round (its last once stopped)
+    final: Bool[Array, " P"]  # the coming round is the last (the total budget runs out)
+    spent: Int[Array, ""]  # rollouts the batch generated so far
+    record: PoolRecord
+
+
+def _start(
+    keys: PRNGKeyArray, problems: Any, world: Any, config: SearchConfig, params: StopParams, rule
+) -> tuple[SearchState, _Pool]:
+    """Every problem's initial state (padding rows done) and the pool's carry."""
+    p_count, t_max = keys.shape[0], config.max_rounds
+    present = (params.rows < 0) | (jnp.arange(p_count) < params.rows)
+    real = jnp.sum(present, dtype=jnp.int32)
+    state = jax.vmap(lambda k, pr: init_state(k, pr, world, config, rule, budget=params.budget))(
+        keys, problems
+    )
+    state = state._replace(done=state.done | ~present)
+    record = PoolRecord(
+        width=jnp.zeros((p_count, t_max), jnp.int32),
+        stop_round=jnp.full((p_count,), -1, jnp.int32),
+        reason=jnp.zeros((p_count,), jnp.int32),
+        posterior=jnp.zeros((p_count,), jnp.float32),
+        pool_used=jnp.zeros((t_max,), jnp.int32),
+        pool=real * params.budget,
+        total=jnp.where(params.total >= 0, real * params.total, -1).astype(jnp.int32),
+    )
+    carry = _Pool(
+        width=jnp.full((p_count,), params.budget, jnp.int32),  # everyone's first round at N
+        final=jnp.zeros((p_count,), bool),
+        spent=jnp.zeros((), jnp.int32),
+        record=record,
+    )
+    return state, carry
+
+
+def _plan(state: SearchState, final: Bool[Array, ""], config: SearchConfig):
+    plan = plan_round(state, config)
+    return plan._replace(final=plan.final | final)
+
+
+def _decide(t, state: SearchState, plan, settled, carry: _Pool, params: StopParams):
+    """Between `append_finished` and `close_round` (batched): which problems stop, and every
+    running problem's width in the next round (module docstring). Returns (settled with the
+    stops, the next carry)."""
+    width, rec = carry.width, carry.record
+
+    def posterior_of(fin, num_finished, w):
+        valid = jnp.arange(fin.answer.shape[0]) < jnp.minimum(num_finished, w)
+        return leader_posterior(fin.answer, fin.score, valid, params.kappa)
+
+    seen = jax.vmap(posterior_of)(settled.finished, settled.num_finished, width)
+    read = jnp.where(params.shuffle, jnp.roll(seen, 1), seen)
+    running = ~state.done
+    used = jnp.sum(plan.alive, dtype=jnp.int32)
+    spent = carry.spent + used
+    may = running & ~settled.stop & (settled.num_finished >= params.min_votes)
+    by_threshold = may & (read >= params.threshold)
+    by_price = may & (params.price >= 0) & (1.0 - read <= params.price * width.astype(jnp.float32))
+    stop = settled.stop | by_threshold | by_price
+    # The next round's pool: P·N, or with a total the schedule (t + 2)·P·N capped by P·R, less
+    # what is spent.
+    limited = rec.total >= 0
+    pool = jnp.where(limited, jnp.minimum((t + 2) * rec.pool, rec.total) - spent, rec.pool)
+    share = pool_widths(~stop, pool, params.cap)
+    # A share that cannot add to the vote ends the problem (only a total shrinks shares).
+    starved = limited & ~stop & (share <= settled.num_finished)
+    stop = stop | starved
+    share = pool_widths(~stop, pool, params.cap)
+    next_width = jnp.where(stop, width, share)
+    coming = jnp.sum(jnp.where(stop, 0, share), dtype=jnp.int32)
+    # The round after the coming one could not be as wide: the coming one is the last.
+    next_final = limited & params.finish & ~stop & (rec.total - spent - coming < coming)
+    ended = running & stop
+    reason = jnp.where(
+        by_threshold,
+        SETTLED,
+        jnp.where(
+            by_price,
+            PRICED,
+            # A round the total made the last ends its problems by the budget, complete or not.
+            jnp.where(
+                carry.final | starved,
+                BUDGET,
+                jnp.where(settled.num_finished >= width, VOTES, LIMIT),
+            ),
+        ),
+    )
+    rec = rec._replace(
+        width=rec.width.at[:, t].set(jnp.where(running, width, 0)),
+        stop_round=jnp.where(ended, t, rec.stop_round),
+        reason=jnp.where(ended, reason, rec.reason),
+        posterior=jnp.where(ended, read, rec.posterior),
+        pool_used=rec.pool_used.at[t].set(used),
+    )
+    return settled._replace(stop=stop), _Pool(next_width, next_final, spent, rec)
+
+
+def _trim(state: SearchState, width: Int[Array, ""]) -> SearchState:
+    """At most `width` slots generate next round: a rule that keeps every survivor on its own
+    slot (best-of-N) would otherwise outgrow a share that shrank (a no-op while shares only
+    grow: a reallocating rule fills exactly the first `width` slots). The round's trace still
+    names the trimmed slots' parents; the ledger counts only what generates."""
+    alive = state.alive & (jnp.cumsum(state.alive, dtype=jnp.int32) <= width)
+    return state._replace(alive=alive)
+
+
 def search_pooled(
     keys: PRNGKeyArray,
     problems: Any,
@@ -256,7 +419,7 @@ def search_pooled(
     *,
     rule: int | Int[Array, ""] = 0,
 ) -> tuple[SearchResult, PoolRecord]:
-    """Algorithm 1 on a batch of P problems with early stopping and a shared pool of P·N slots.
+    """Algorithm 1 on a batch of P problems with early stopping and a shared pool of slots.
 
     The engine's named steps (`plan_round`, `expand_and_score`, `append_finished`, `close_round`)
     run vmapped over the problems; between `append_finished` and `close_round` the stopping rule
@@ -267,37 +430,20 @@ def search_pooled(
       problems: a batch of P problems of `world`.
       world: a pure `World` (static).
       config: the slot count S ≥ params.cap, T_max and the rule(s) (static).
-      params: N, C, θ, c, κ, min_votes, control flag (`Adaptive.params`; traced).
+      params: N, C, θ, c, κ, min_votes, R, real rows, control flag (`Adaptive.params`; traced).
       rule: which of `config.rules` runs (may be traced, unbatched).
 
     Returns:
       (SearchResult with leading P, PoolRecord).
     """
-    p_count = keys.shape[0]
-    t_max = config.max_rounds
     rule = jnp.asarray(rule, jnp.int32)
-    pool = jnp.int32(p_count) * params.budget
+    state, carry = _start(keys, problems, world, config, params, rule)
 
-    state = jax.vmap(lambda k, pr: init_state(k, pr, world, config, rule, budget=params.budget))(
-        keys, problems
-    )
-    width = jnp.full((p_count,), params.budget, jnp.int32)  # everyone's first round at N
-    record = PoolRecord(
-        width=jnp.zeros((p_count, t_max), jnp.int32),
-        stop_round=jnp.full((p_count,), -1, jnp.int32),
-        reason=jnp.zeros((p_count,), jnp.int32),
-        posterior=jnp.zeros((p_count,), jnp.float32),
-        pool_used=jnp.zeros((t_max,), jnp.int32),
-        pool=pool,
-    )
-
-    def settle(s, problem, w):
-        plan = plan_round(s, config)
+    def settle(s, plan, problem, w):
         slots, step, scores = expand_and_score(plan, problem, world, s.slots)
-        settled = append_finished(
+        return append_finished(
             s, plan, config, slots, step, scores, world.path_tokens(slots), budget=w
         )
-        return plan, settled
 
     def close(s, plan, settled, problem, w):
         def embed():
@@ -307,47 +453,136 @@ def search_pooled(
             return world.truth(settled.slots).astype(jnp.float32)  # type: ignore[attr-defined]
 
         prompt = world.prompt_tokens(problem)
-        return close_round(s, plan, settled, config, rule, embed, truth, prompt, budget=w)
+        new = close_round(s, plan, settled, config, rule, embed, truth, prompt, budget=w)
+        return _trim(new, w)
 
-    def posterior_of(fin, num_finished, w):
-        valid = jnp.arange(fin.answer.shape[0]) < jnp.minimum(num_finished, w)
-        return leader_posterior(fin.answer, fin.score, valid, params.kappa)
+    def body(loop):
+        t, state, carry = loop
+        plan = jax.vmap(lambda s, f: _plan(s, f, config))(state, carry.final)
+        settled = jax.vmap(settle)(state, plan, problems, carry.width)
+        settled, carry = _decide(t, state, plan, settled, carry, params)
+        state = jax.vmap(close)(state, plan, settled, problems, carry.width)
+        return t + 1, state, carry
 
-    def body(carry):
-        t, state, width, rec = carry
-        plan, settled = jax.vmap(settle)(state, problems, width)
-        seen = jax.vmap(posterior_of)(settled.finished, settled.num_finished, width)
-        read = jnp.where(params.shuffle, jnp.roll(seen, 1), seen)
-        running = ~state.done
-        may = running & ~settled.stop & (settled.num_finished >= params.min_votes)
-        by_threshold = may & (read >= params.threshold)
-        by_price = (
-            may & (params.price >= 0) & (1.0 - read <= params.price * width.astype(jnp.float32))
+    def cond(loop):
+        t, state, _ = loop
+        return jnp.any(~state.done) & (t < config.max_rounds)
+
+    _, state, carry = lax.while_loop(cond, body, (jnp.int32(0), state, carry))
+    result = jax.vmap(lambda s, w: finalize(s, config, budget=w))(state, carry.width)
+    return result, carry.record
+
+
+def search_pooled_batch(
+    keys: PRNGKeyArray,
+    problems: Any,
+    world: World | HostBatchWorld,
+    config: SearchConfig,
+    params: StopParams,
+    *,
+    rule: int = 0,
+) -> tuple[SearchResult, PoolRecord]:
+    """`search_pooled` with the round loop on the host, for text backends (`search_batch`'s
+    design): each round runs the same compiled, vmapped steps and the same decisions, and
+    between them the world generates, scores and (for rules that read embeddings) embeds every
+    problem's active slots — one `expand_batch`, one `score_batch` and at most one `embed_batch`
+    call per round for the whole batch, outside jit (a host world such as
+    `backends.host_world.HostWorld`; a pure `World` runs its methods compiled). Stopped problems
+    send nothing, and only the survivors of running problems are embedded.
+
+    Args: as `search_pooled`, but `rule` is a Python int (one compiled set of steps per rule).
+
+    Returns:
+      (SearchResult with leading P, PoolRecord): with stopping off, C = N and no total, the
+      result equals `search_batch`'s bit for bit.
+    """
+    fns = _pooled_functions(cast(Hashable, world), config, int(rule))
+    host = world if isinstance(world, HostBatchWorld) else _pure_host(cast(Hashable, world))
+    state, carry = fns.init(keys, problems, params)
+    for t in range(config.max_rounds):
+        if bool(jnp.all(state.done)):
+            break
+        plan = fns.plan(state, carry.final)
+        slots, step = host.expand_batch(
+            plan.k_expand, problems, state.slots, plan.final, plan.alive
         )
-        stop = settled.stop | by_threshold | by_price
-        settled = settled._replace(stop=stop)
-        next_width = jnp.where(stop, width, pool_widths(~stop, pool, params.cap))
-        new_state = jax.vmap(close)(state, plan, settled, problems, next_width)
-        ended = running & stop
-        reason = jnp.where(
-            by_threshold,
-            SETTLED,
-            jnp.where(by_price, PRICED, jnp.where(settled.num_finished >= width, VOTES, LIMIT)),
-        )
-        rec = PoolRecord(
-            width=rec.width.at[:, t].set(jnp.where(running, width, 0)),
-            stop_round=jnp.where(ended, t, rec.stop_round),
-            reason=jnp.where(ended, reason, rec.reason),
-            posterior=jnp.where(ended, read, rec.posterior),
-            pool_used=rec.pool_used.at[t].set(jnp.sum(plan.alive, dtype=jnp.int32)),
-            pool=rec.pool,
-        )
-        return t + 1, new_state, next_width, rec
+        scores = host.score_batch(plan.k_score, problems, slots, plan.alive)
+        settled, carry = fns.settle(jnp.int32(t), state, plan, slots, step, scores, carry, params)
+        embeddings = None
+        if fns.reads_embeddings:
+            wanted = settled.survivors & ~settled.stop[:, None]
+            embeddings = host.embed_batch(plan.k_embed, problems, settled.slots, wanted)
+        state = fns.close(state, plan, settled, problems, embeddings, carry.width)
+    return fns.final(state, carry.width), carry.record
 
-    def cond(carry):
-        t, state, _, _ = carry
-        return jnp.any(~state.done) & (t < t_max)
 
-    _, state, width, record = lax.while_loop(cond, body, (jnp.int32(0), state, width, record))
-    result = jax.vmap(lambda s, w: finalize(s, config, budget=w))(state, width)
-    return result, record
+class _PooledFunctions(NamedTuple):
+    init: Callable
+    plan: Callable
+    settle: Callable
+    close: Callable
+    final: Callable
+    reads_embeddings: bool
+
+
+@functools.lru_cache(maxsize=64)
+def _pooled_functions(world: Any, config: SearchConfig, rule: int) -> _PooledFunctions:
+    """The compiled steps of `search_pooled_batch`, once per (world, config, rule)."""
+    chosen = config.rules[rule]
+    one = SearchConfig(config.budget, (chosen,), config.max_rounds)
+    has_truth = hasattr(world, "truth")
+
+    def truth_of(slots):
+        def truth():
+            if not has_truth:
+                raise ValueError(
+                    f"{chosen.method} needs a world that knows the truth (World.truth); "
+                    f"{type(world).__name__} has none"
+                )
+            return world.truth(slots).astype(jnp.float32)
+
+        return truth
+
+    def init(keys, problems, params):
+        return _start(keys, problems, world, one, params, jnp.int32(0))
+
+    def settle(t, state, plan, slots, step, scores, carry, params):
+        def one_problem(s, pl, sl, st, sc, w):
+            return append_finished(s, pl, one, sl, st, sc, world.path_tokens(sl), budget=w)
+
+        settled = jax.vmap(one_problem)(state, plan, slots, step, scores, carry.width)
+        return _decide(t, state, plan, settled, carry, params)
+
+    def close(state, plan, settled, problems, embeddings, width):
+        def one_problem(s, pl, se, problem, e, w):
+            prompt = world.prompt_tokens(problem)
+            new = close_round(s, pl, se, one, 0, lambda: e, truth_of(se.slots), prompt, budget=w)
+            return _trim(new, w)
+
+        return jax.vmap(one_problem)(state, plan, settled, problems, embeddings, width)
+
+    return _PooledFunctions(
+        init=jax.jit(init),
+        plan=jax.jit(jax.vmap(lambda s, f: _plan(s, f, one))),
+        settle=jax.jit(settle),
+        close=jax.jit(close),
+        final=jax.jit(jax.vmap(lambda s, w: finalize(s, one, budget=w))),
+        reads_embeddings=chosen.uses_embeddings,
+    )
+
+
+class _PureHost(NamedTuple):
+    """A pure `World`'s methods compiled and vmapped over problems (`HostBatchWorld`-shaped)."""
+
+    expand_batch: Callable
+    score_batch: Callable
+    embed_batch: Callable
+
+
+@functools.lru_cache(maxsize=64)
+def _pure_host(world: Any) -> _PureHost:
+    return _PureHost(
+        expand_batch=jax.jit(jax.vmap(lambda k, p, s, f, a: world.expand(k, p, s, f, active=a))),
+        score_batch=jax.jit(jax.vmap(lambda k, p, s, a: world.score(k, p, s, active=a))),
+        embed_batch=jax.jit(jax.vmap(lambda k, p, s, a: world.embed(k, p, s, active=a))),
+    )

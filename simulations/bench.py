@@ -28,6 +28,10 @@ Records carry the same fields as `dora simulate` (method, budget, seed, accuracy
 vote, majority_accuracy, best_of_n_accuracy, pass_at_n, rollouts, tokens, flops) per problem,
 plus problem, dataset, level, backend and `resampled` (how many of the problem's samples a replay
 with `--on-miss resample` reused instead of drawing: a bias risk; 0 otherwise);
+with adaptive compute (`BenchSpec.adaptive`, every backend: the host backends run
+`dora_jax.adaptive.search_pooled_batch`, the sim backend `search_pooled`; each batch is one pool)
+also `adaptive`: the round the problem stopped in, why (`dora_jax.adaptive.REASONS`), the
+posterior it read, its width per round, and the batch's pool, total and rollouts spent;
 `simulations.report.summarize` pools them per
 (method, N), as it pools `dora simulate`'s.
 """
@@ -85,8 +89,9 @@ class BenchSpec:
     # What else defines a host backend's samples (model paths, sampling settings, toy knobs): it
     # enters the run's fingerprint only.
     backend_settings: dict[str, Any] = dataclasses.field(default_factory=dict)
-    # Adaptive compute (sim backend): each batch is one pool of P·N slots per round, so records
-    # depend on the batch size, which then enters the fingerprint.
+    # Adaptive compute (every backend): each batch is one pool (of P·N slots per round, or a
+    # total of P·R rollouts), so records depend on the batch size, which then enters the
+    # fingerprint.
     adaptive: adaptive_lib.Adaptive | None = None
 
     def __post_init__(self):
@@ -110,11 +115,12 @@ class BenchSpec:
         ids = [p.id for p in self.problems]
         if len(set(ids)) != len(ids):
             raise BenchError("problem ids repeat")
-        if self.adaptive is not None and self.backend != "sim":
-            raise BenchError(
-                "adaptive compute (--stop-threshold, --stop-price, --pool-cap) runs on "
-                "--backend sim only"
-            )
+        if self.adaptive is not None:
+            for budget in self.budgets:
+                try:
+                    self.adaptive.check_budget(budget)
+                except adaptive_lib.AdaptiveError as error:
+                    raise BenchError(str(error)) from None
 
     def units(self) -> list[tuple[str, int, int]]:
         """(method label, budget, seed) groups in run order."""
@@ -217,6 +223,7 @@ def _records(
     seed,
     wall,
     resampled: Sequence[int],
+    pool: adaptive_lib.PoolRecord | None = None,
 ):
     led = jax.tree.map(lambda x: np.asarray(x, np.float64), result.ledger)
     flops = ledger_lib.flops(led, spec.model_sizes)
@@ -250,10 +257,25 @@ def _records(
                 .astype(int)
                 .tolist(),
                 "resampled": int(resampled[i]),
+                **({} if pool is None else {"adaptive": _stopped(pool, i)}),
                 "wall_s": wall / len(batch),
             }
         )
     return out
+
+
+def _stopped(pool: adaptive_lib.PoolRecord, i: int) -> dict[str, Any]:
+    """When and why problem i of an adaptive batch stopped, and how wide it ran."""
+    stop = int(pool.stop_round[i])
+    return {
+        "stop_round": stop,
+        "reason": adaptive_lib.REASONS[int(pool.reason[i])],
+        "posterior": float(pool.posterior[i]),
+        "widths": np.asarray(pool.width[i])[: stop + 1].astype(int).tolist(),
+        "batch_pool": int(pool.pool),
+        "batch_total": int(pool.total),
+        "batch_spent": int(np.asarray(pool.pool_used).sum()),
+    }
 
 
 @functools.lru_cache(maxsize=16)
@@ -286,8 +308,9 @@ def _run_sim(spec: BenchSpec, rule_index: int, budget: int, seed: int, batch, si
         )
         keys = jnp.stack([problem_key(seed, p.id) for p in batch])
         problems = jax.vmap(world.sample_problem)(jnp.stack([problem_key(-1, p.id) for p in batch]))
-        result, _ = fn(keys, problems, jnp.int32(rule_index), spec.adaptive.params(budget))
-        return jax.tree.map(np.asarray, jax.block_until_ready(result)), None
+        found = fn(keys, problems, jnp.int32(rule_index), spec.adaptive.params(budget))
+        result, pool = jax.tree.map(np.asarray, jax.block_until_ready(found))
+        return result, None, pool
     fn, world = _sim_search(spec.world, budget, spec.rules, spec.max_rounds)
     # Pad to the batch size (repeating the last problem) so every batch has one shape.
     padded = list(batch) + [batch[-1]] * (size - len(batch))
@@ -295,19 +318,29 @@ def _run_sim(spec: BenchSpec, rule_index: int, budget: int, seed: int, batch, si
     # The synthetic problem depends on the problem id only: seeds vary the search, as on a model.
     problems = jax.vmap(world.sample_problem)(jnp.stack([problem_key(-1, p.id) for p in padded]))
     result = jax.block_until_ready(fn(keys, problems, jnp.int32(rule_index)))
-    return jax.tree.map(lambda x: np.asarray(x)[: len(batch)], result), None
+    return jax.tree.map(lambda x: np.asarray(x)[: len(batch)], result), None, None
 
 
 def _run_host(spec: BenchSpec, rule_index: int, budget: int, seed: int, batch, world):
     world.reset()
-    config = SearchConfig(budget, spec.rules, spec.max_rounds)
     keys = jnp.stack([problem_key(seed, p.id) for p in batch])
     index = {p.id: i for i, p in enumerate(spec.problems)}
     ids = jnp.asarray([index[p.id] for p in batch], jnp.int32)
-    result = search_batch(keys, ids, world, config, rule=rule_index)
+    pool = None
+    if spec.adaptive is not None:
+        # The batch is one pool (no padding here: every row is a real problem).
+        config = SearchConfig(spec.adaptive.slots(budget), spec.rules, spec.max_rounds)
+        params = spec.adaptive.params(budget)
+        result, pool = adaptive_lib.search_pooled_batch(
+            keys, ids, world, config, params, rule=rule_index
+        )
+        pool = jax.tree.map(np.asarray, pool)
+    else:
+        config = SearchConfig(budget, spec.rules, spec.max_rounds)
+        result = search_batch(keys, ids, world, config, rule=rule_index)
     trees = [world.tree(index[p.id]) for p in batch]
     world.reset()
-    return result, trees
+    return result, trees, pool
 
 
 def toy_world(problems: list[Problem]) -> Any:
@@ -352,16 +385,16 @@ def run(
             t0 = time.perf_counter()
             index = labels.index(method)
             if make_world is None:
-                result, tree = _run_sim(spec, index, budget, seed, batch, size)
+                result, tree, pool = _run_sim(spec, index, budget, seed, batch, size)
             else:
-                result, tree = _run_host(spec, index, budget, seed, batch, world)
+                result, tree, pool = _run_host(spec, index, budget, seed, batch, world)
             result = jax.tree.map(np.asarray, result)
             # Nodes whose sample a replay reused (--on-miss resample): a bias risk, per problem.
             reused = (
                 [0] * len(batch) if tree is None else [sum(n["resampled"] for n in t) for t in tree]
             )
             wall = time.perf_counter() - t0
-            records = _records(spec, result, batch, method, budget, seed, wall, reused)
+            records = _records(spec, result, batch, method, budget, seed, wall, reused, pool)
             if tree is not None:
                 append_jsonl(
                     trees_path,

@@ -116,7 +116,8 @@ def compile_search(spec: ExperimentSpec, slots: int, batch):
         pooled = jax.jit(
             lambda k, p, r, params: adaptive_lib.search_pooled(k, p, world, config, params, rule=r)
         )
-        return pooled.lower(keys, problems, jnp.int32(0), spec.adaptive.params(slots)).compile()
+        params = spec.adaptive.params(slots)._replace(rows=jnp.int32(spec.problems))
+        return pooled.lower(keys, problems, jnp.int32(0), params).compile()
 
     def one(key, problem, rule, budget):
         return search(key, problem, world, config, rule=rule, budget=budget)
@@ -175,6 +176,7 @@ def summarize_pool(record: adaptive_lib.PoolRecord, problems: int) -> dict[str, 
         "stop_posterior": float(np.mean(np.asarray(record.posterior)[:problems])),
         "max_width": float(np.mean(width.max(axis=1))),
         "pool": int(record.pool),
+        "total": int(record.total),
         "pool_used": used[:rounds].astype(int).tolist(),
     }
 
@@ -273,7 +275,9 @@ def _timed_run(compiled, batch, index: int, budget: int, spec: ExperimentSpec):
     # NumPy scalars: a process-local jax array is not a valid input beside global ones.
     setting: Any = np.int32(budget)
     if spec.adaptive is not None:
-        setting = jax.tree.map(np.asarray, spec.adaptive.params(budget))
+        # The rows beyond spec.problems pad the batch to the device count: outside the pool.
+        params = spec.adaptive.params(budget)._replace(rows=jnp.int32(spec.problems))
+        setting = jax.tree.map(np.asarray, params)
     result = jax.block_until_ready(compiled(keys, problems, np.int32(index), setting))
     return result, time.perf_counter() - start
 

@@ -19,6 +19,7 @@ A spec comes from a preset name or a TOML file::
     # kappa = 15.0                 # κ of the stopping posterior
     # cap = 2                      # a running problem may take up to cap x N slots of the pool
     # min_votes = 2                # finished solutions needed before an early stop
+    # total = 64                   # a total of P x total rollouts over the search (>= N)
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ class ExperimentSpec:
                     f"budget {small[0]} is smaller than the {rule.info.min_budget_reason} "
                     f"{rule.min_budget} of {rule.method}"
                 )
+        if self.adaptive is not None:
+            for budget in self.budgets:
+                try:
+                    self.adaptive.check_budget(budget)
+                except AdaptiveError as error:
+                    raise SpecError(str(error)) from None
         try:
             ModelSizes.for_policy(self.policy)
         except ValueError as error:

@@ -9,6 +9,12 @@
   solution it holds (checked against `voting.weighted_vote` over all of them).
 - The posterior against a plain NumPy transcription of its formula; the pool's shares exact.
 - Bad settings: one line, exit 2, before any work.
+- The host-driven loop (`search_pooled_batch`, text backends): disabled it IS `search_batch` bit
+  for bit on the toy backend (four rules); on the synthetic world it equals the compiled
+  `search_pooled` with stopping and a total on; on the toy backend the samples the backend was
+  asked for equal the ledger, and never exceed the pool or the total.
+- A total budget: never exceeded, every problem's first round at N, a budget stop votes over
+  every finished solution. Padding rows take no share of the pool.
 
 Compilation dominates (~10–30 s per compiled search on a loaded 2-core machine): the engine
 comparisons share two cached compiled functions and are marked slow.
@@ -17,6 +23,7 @@ comparisons share two cached compiled functions and are marked slow.
 from __future__ import annotations
 
 import functools
+import json
 import math
 
 import jax
@@ -25,10 +32,14 @@ import numpy as np
 import pytest
 from scipy.special import gammaln
 
+from backends.datasets import Problem
+from backends.host_world import HostWorld
+from backends.toy import ToyBackend
 from dora_cli.main import main
 from dora_jax import voting
 from dora_jax import world as W
 from dora_jax.adaptive import (
+    BUDGET,
     LIMIT,
     PRICED,
     SETTLED,
@@ -38,8 +49,9 @@ from dora_jax.adaptive import (
     leader_posterior,
     pool_widths,
     search_pooled,
+    search_pooled_batch,
 )
-from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search
+from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search, search_batch
 from simulations import spec as spec_lib
 
 P, N, CAP, T_MAX = 12, 8, 2, 12
@@ -244,7 +256,17 @@ def test_disabled_settings_are_not_enabled():
         (["simulate", "--pool-cap", "0"], "pool cap must be an integer >= 1"),
         (["bench", "--stop-threshold", "0"], "stop threshold must be in (0, 1), got 0.0"),
         (["bench", "--stop-price", "-2"], "stop price must be a finite number >= 0"),
-        (["bench", "--backend", "toy", "--stop-threshold", "0.9"], "runs on --backend sim only"),
+        (["simulate", "--total-rollouts", "0"], "total rollouts must be an integer >= 1"),
+        (
+            ["simulate", "--budgets", "8,16", "--total-rollouts", "12"],
+            "total rollouts 12 per problem is below the budget N = 16",
+        ),
+        (
+            ["bench", "--backend", "toy", "--budgets", "8", "--total-rollouts", "4"],
+            "total rollouts 4 per problem is below the budget N = 8",
+        ),
+        (["bench", "--backend", "toy", "--stop-price", "-1"], "stop price must be a finite"),
+        (["simulate", "--total-finish"], "needs a total (--total-rollouts)"),
     ],
 )
 def test_cli_bad_settings_exit_2_before_work(tmp_path, capsys, args, message):
@@ -269,3 +291,179 @@ def test_spec_adaptive_table(tmp_path):
     path.write_text("budgets = [8]\n[adaptive]\nprice = -1\n")
     with pytest.raises(spec_lib.SpecError, match="stop price must be"):
         spec_lib.load_spec(path)
+    path.write_text("budgets = [8]\n[adaptive]\ntotal = 4\n")
+    with pytest.raises(spec_lib.SpecError, match="total rollouts 4 per problem is below"):
+        spec_lib.load_spec(path)
+    path.write_text("budgets = [8]\n[adaptive]\ntotal = 24\n")
+    assert spec_lib.load_spec(path).adaptive == Adaptive(total=24)
+
+
+# --- total budget and padding (compiled) ----------------------------------------------------
+
+TOTALS = [
+    Adaptive(total=3 * N, cap=CAP),  # binds: problems end by the total, no round to EOS
+    Adaptive(threshold=0.9, total=5 * N, cap=CAP),
+    Adaptive(total=3 * N, cap=CAP, finish=True),  # the total's last round generates to EOS
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adaptive", TOTALS, ids=["total-binds", "threshold-total", "finish"])
+def test_a_total_is_never_exceeded(adaptive):
+    result, record = jax.tree.map(np.asarray, _run(0, adaptive))
+    assert int(record.total) == P * adaptive.total
+    assert np.all(record.width[:, 0] == N), "every problem gets its first round at N"
+    assert np.all(result.trace.active[:, 0] == N)
+    spent = int(result.ledger.rollouts.sum())
+    assert spent == int(record.pool_used.sum()) <= P * adaptive.total
+    # The schedule: by the end of round t at most (t + 1)·P·N.
+    assert np.all(np.cumsum(record.pool_used) <= (np.arange(T_MAX) + 1) * P * N)
+    assert np.all(result.trace.active <= record.width)
+    if adaptive.threshold is None:
+        assert np.any(record.reason == BUDGET), "the total never bound"
+    # A budget stop votes over every finished solution it holds.
+    for p in np.flatnonzero(record.reason == BUDGET):
+        count = int(result.num_finished[p])
+        every = np.arange(result.finished.answer.shape[1]) < count
+        want = voting.weighted_vote(
+            *(jnp.asarray(x[p]) for x in (result.finished.answer, result.finished.score)),
+            jnp.asarray(result.finished.correct[p]),
+            jnp.asarray(every),
+        )
+        assert bool(result.accuracy[p]) == bool(want)
+
+
+@pytest.mark.slow
+def test_padding_rows_take_no_share_of_the_pool():
+    problems, keys = _batch()
+    real = P - 3
+    adaptive = SETTINGS[0]
+    params = adaptive.params(N)._replace(rows=jnp.int32(real))
+    padded, padded_record = _pooled()(keys, problems, jnp.int32(0), params)
+    cut = jax.tree.map(lambda x: x[:real], (problems, keys))
+    alone, alone_record = _pooled()(cut[1], cut[0], jnp.int32(0), adaptive.params(N))
+    for (path, a), b in zip(
+        jax.tree_util.tree_leaves_with_path(alone), jax.tree.leaves(padded), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[:real], err_msg=str(path))
+    assert int(padded_record.pool) == real * N
+    np.testing.assert_array_equal(padded_record.pool_used, alone_record.pool_used)
+    assert np.all(np.asarray(padded.ledger.rollouts)[real:] == 0)
+
+
+# --- the host-driven loop (text backends) ---------------------------------------------------
+
+TOY = [
+    Problem(
+        id=f"q{i}",
+        problem=f"What is {i} + {i}?",
+        answer=str(2 * i),
+        level=None,
+        subject=None,
+        dataset="toy",
+    )
+    for i in range(6)
+]
+TOY_N, TOY_T = 4, 8
+
+
+def _toy_world() -> HostWorld:
+    return HostWorld(ToyBackend.for_problems(TOY), TOY)
+
+
+def _toy_keys():
+    return jax.random.split(jax.random.key(0), len(TOY))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["temperature_sampling", "beam_search", "rebase", "dora"])
+def test_host_disabled_is_search_batch_bit_for_bit(method):
+    config = SearchConfig.make(method, TOY_N, max_rounds=TOY_T)
+    world = _toy_world()
+    want = search_batch(_toy_keys(), world.problem_ids(), world, config)
+    world = _toy_world()
+    got, record = search_pooled_batch(
+        _toy_keys(), world.problem_ids(), world, config, Adaptive(kappa=3.0).params(TOY_N)
+    )
+    for (path, a), b in zip(
+        jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
+    assert np.all(np.isin(np.asarray(record.reason), [VOTES, LIMIT]))
+
+
+HOST_SETTINGS = [
+    Adaptive(threshold=0.8, cap=2),
+    Adaptive(price=0.01, cap=2, min_votes=1),
+    Adaptive(total=2 * TOY_N, cap=3),
+    Adaptive(total=2 * TOY_N, cap=3, finish=True),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "adaptive", HOST_SETTINGS, ids=["threshold", "price", "total", "total-finish"]
+)
+def test_host_budget_accounting_and_records(adaptive):
+    config = SearchConfig.make("dora", adaptive.slots(TOY_N), max_rounds=TOY_T)
+    world = _toy_world()
+    result, record = search_pooled_batch(
+        _toy_keys(), world.problem_ids(), world, config, adaptive.params(TOY_N)
+    )
+    result, record = jax.tree.map(np.asarray, (result, record))
+    pool = len(TOY) * TOY_N
+    # What the backend was asked for is what the ledger counts: the samples actually spent.
+    asked = [sum(r.n for r in call) for call in world.backend.requests]
+    assert asked == [int(u) for u in record.pool_used[: len(asked)]]
+    assert sum(asked) == int(result.ledger.rollouts.sum())
+    assert np.all(record.pool_used <= pool)
+    if adaptive.total is not None:
+        assert sum(asked) <= len(TOY) * adaptive.total
+        assert np.any(record.reason == BUDGET)
+    assert np.all(result.trace.active[:, 0] == TOY_N), "every problem gets its first round"
+    assert np.all(record.stop_round >= 0) and np.all(record.reason != 0), "every problem ended"
+    if adaptive.stops:
+        assert np.any(np.isin(record.reason, [SETTLED, PRICED])), "nothing stopped early"
+    # Early or budget stops vote over every finished solution.
+    for p in np.flatnonzero(np.isin(record.reason, [SETTLED, PRICED, BUDGET])):
+        count = int(result.num_finished[p])
+        assert count <= int(record.width[p, record.stop_round[p]]) or record.reason[p] == BUDGET
+        every = np.arange(result.finished.answer.shape[1]) < count
+        want = voting.weighted_vote(
+            jnp.asarray(result.finished.answer[p]),
+            jnp.asarray(result.finished.score[p]),
+            jnp.asarray(result.finished.correct[p]),
+            jnp.asarray(every),
+        )
+        assert bool(result.accuracy[p]) == bool(want)
+
+
+@pytest.mark.slow
+def test_host_loop_equals_the_compiled_pooled_search():
+    """The same decisions whether the loop is compiled or on the host (synthetic world)."""
+    adaptive = Adaptive(threshold=0.85, total=4 * N, cap=CAP)
+    problems, keys = _batch()
+    want = _run(0, adaptive)
+    config = SearchConfig(SLOTS, (Rule.make("dora"),), T_MAX)
+    got = search_pooled_batch(keys, problems, WORLD, config, adaptive.params(N))
+    for (path, a), b in zip(
+        jax.tree_util.tree_leaves_with_path(want), jax.tree.leaves(got), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=str(path))
+
+
+@pytest.mark.slow
+def test_adaptive_eval_totals_runs_with_tiny_arguments(tmp_path, capsys):
+    from simulations import adaptive_eval
+
+    path = tmp_path / "totals.json"
+    assert adaptive_eval.main(["--totals", "--problems", "6", "--json", str(path)]) == 0
+    points = json.loads(path.read_text())["levels"]["points"]
+    totals = [v for k, v in points.items() if "total=" in k]
+    assert len(totals) == 2 * 2 * len(adaptive_eval.TOTALS)
+    for row in totals:
+        assert row["rollouts"] <= 72 and 0.0 <= row["ended_by_total"] <= 1.0
+        assert set(row["against_per_round_pool"]) >= {"accuracy_gain", "accuracy_gain_ci"}
+    capsys.readouterr()
+    assert adaptive_eval.main(["--totals", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--out plots the frontiers" in capsys.readouterr().err

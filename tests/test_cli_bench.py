@@ -219,6 +219,44 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_adaptive_on_the_toy_and_replay_backends(tmp_path):
+    """Adaptive compute on a host backend: the records say when and why each problem stopped,
+    the rollouts never exceed the fixed-N run's, and a replay of a bank recorded WITHOUT
+    adaptive compute gives the same records (at cap 1 a running problem asks for exactly what
+    the fixed-N search asks for, so every request is in the bank)."""
+    args = ["--dataset", "math500", "--limit", "5", "--methods", "rebase,dora", "--budgets", "4"]
+    args += ["--no-plots", "--max-rounds", "8"]
+    adaptive = ["--stop-threshold", "0.7", "--stop-kappa", "4", "--min-votes", "2"]
+    bank = tmp_path / "BANK"
+    fixed = _dora(tmp_path, "--backend", "toy", *args, "--record", str(bank), "--out",
+                  str(tmp_path / "F"))  # fmt: skip
+    assert fixed.returncode == 0, fixed.stderr
+    toy = _dora(tmp_path, "--backend", "toy", *args, *adaptive, "--out", str(tmp_path / "A"))
+    assert toy.returncode == 0, toy.stderr
+    replay = _dora(tmp_path, "--backend", "replay", "--bank", str(bank), *args, *adaptive,
+                   "--out", str(tmp_path / "B"))  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    a, f = _records(tmp_path / "A"), _records(tmp_path / "F")
+    drop = lambda rs: [{k: v for k, v in r.items() if k != "backend"} for r in rs]  # noqa: E731
+    assert drop(_records(tmp_path / "B")) == drop(a)
+    assert json.loads((tmp_path / "B" / "summary.json").read_text())["bank_misses"] == 0
+    reasons = {r["adaptive"]["reason"] for r in a}
+    assert reasons <= {"votes", "limit", "settled", "price"} and "settled" in reasons
+    for mine, theirs in zip(a, f, strict=True):
+        assert mine["rollouts"] <= theirs["rollouts"]
+        assert len(mine["adaptive"]["widths"]) == mine["adaptive"]["stop_round"] + 1
+        assert mine["adaptive"]["batch_spent"] <= 4 * 5 * 8
+    assert "adaptive" not in f[0]
+    total = _dora(tmp_path, "--backend", "toy", *args, "--total-rollouts", "8", "--pool-cap",
+                  "2", "--out", str(tmp_path / "T"))  # fmt: skip
+    assert total.returncode == 0, total.stderr
+    t = _records(tmp_path / "T")
+    for method in ("rebase", "dora"):
+        assert sum(r["rollouts"] for r in t if r["method"] == method) <= 5 * 8
+    assert {r["adaptive"]["batch_total"] for r in t} == {5 * 8}
+
+
 def test_replay_misses_error_in_one_line_or_resample_with_a_flag(tmp_path):
     """A bank recorded at N = 4 (one final round) asked for N = 8: error by default (one line
     naming the prefix, status 2), or resample: the extra draws reuse recorded samples, flagged in

@@ -96,6 +96,38 @@ def test_two_processes_give_the_records_of_one(tmp_path):
     assert records == _records(one)
 
 
+ADAPTIVE = ["--stop-threshold", "0.8", "--pool-cap", "2", "--total-rollouts", "40"]
+
+
+def _rank(i: int) -> list[str]:
+    return ["--process-id", str(i)]
+
+
+@pytest.mark.slow
+def test_adaptive_on_two_processes_equals_one(tmp_path):
+    """The pooled search across processes: the batch (7 problems padded to 8 rows over two
+    processes) is one pool of the 7 real problems, so the records equal one process's (no
+    padding there); the padding row takes no share."""
+    two, one = tmp_path / "two", tmp_path / "one"
+    coordinator = f"127.0.0.1:{_free_port()}"
+    processes = [
+        _start(
+            two,
+            [*ADAPTIVE, "--coordinator", coordinator, "--num-processes", "2", *_rank(i)],
+            {},
+        )
+        for i in (0, 1)
+    ]
+    for rank, (code, _, err) in enumerate(_finish(processes)):
+        assert code == 0, f"process {rank}: {err[-2000:]}"
+    [(code, _, err)] = _finish([_start(one, ADAPTIVE, {})])
+    assert code == 0, err[-2000:]
+    records = _records(two)
+    assert len(records) == 4 and all(r["adaptive"]["pool"] == 7 * 8 for r in records)
+    assert all(r["adaptive"]["total"] == 7 * 40 for r in records)
+    assert records == _records(one)
+
+
 def _without_timing(value):
     if isinstance(value, dict):
         return {k: _without_timing(v) for k, v in value.items() if k not in ("wall_s", "seconds")}
