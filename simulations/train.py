@@ -51,6 +51,7 @@ from dora_jax import world as world_lib
 from dora_jax.search import parents_from_counts
 
 __all__ = [
+    "HELD_OUT_WORLDS",
     "TRAINING_WORLDS",
     "States",
     "TrainSettings",
@@ -60,14 +61,31 @@ __all__ = [
     "train",
 ]
 
-# The training distribution: redundancy (α), PRM reliability (κ) and embedding geometry (c_w)
-# spanned by the presets and two mixtures between them.
+# The training distribution, declared: PRM reliability κ ∈ [2, 200], redundancy α ∈ [0.3, 3],
+# within-direction cosine c_w ∈ [0.85, 0.998], parent–child cosine ρ ∈ [0.9, 0.95], the "beta"
+# PRM (Eq. 6 exact); the presets, a mixture inside the ranges, and three worlds at the ranges'
+# hard corners (unreliable PRM with strong redundancy, paraphrase-level geometry, both).
 TRAINING_WORLDS: dict[str, world_lib.WorldConfig] = {
     "paper-like": world_lib.PRESETS["paper-like"],
     "redundant": world_lib.PRESETS["redundant"],
     "paraphrase": world_lib.PRESETS["paraphrase"],
     "reliable-prm": world_lib.PRESETS["reliable-prm"],
     "mix": world_lib.WorldConfig(kappa=5.0, alpha=1.5, within_cosine=0.95),
+    "unreliable-redundant": world_lib.WorldConfig(kappa=2.0, alpha=0.3),
+    "wide-geometry": world_lib.WorldConfig(within_cosine=0.85, parent_child_cosine=0.9),
+    "hard-corner": world_lib.WorldConfig(
+        kappa=2.0, alpha=0.3, within_cosine=0.85, parent_child_cosine=0.9
+    ),
+}
+# Held out of training, declared before any evaluation (`simulations.learned_eval`): each lies
+# outside the training distribution above. "far-geometry" puts every knob beyond its range (κ =
+# 1, α = 0.15, c_w = 0.8, ρ = 0.85); "noisy-prm" breaks Eq. 6 (a logit-normal PRM, a mode no
+# training world has).
+HELD_OUT_WORLDS: dict[str, world_lib.WorldConfig] = {
+    "far-geometry": world_lib.WorldConfig(
+        kappa=1.0, alpha=0.15, within_cosine=0.8, parent_child_cosine=0.85
+    ),
+    "noisy-prm": world_lib.PRESETS["noisy-prm"],
 }
 _CLIP = 1e-6
 

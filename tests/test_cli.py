@@ -180,6 +180,8 @@ def test_benchmark_script_runs_with_tiny_arguments():
             "5",
             "--repeats",
             "1",
+            "--rounds",
+            "2",
         ],
         capture_output=True,
         text=True,
@@ -190,6 +192,7 @@ def test_benchmark_script_runs_with_tiny_arguments():
         sum(line.startswith(("rebase", "dora", "optimal")) for line in result.stdout.splitlines())
         == 4
     )
+    assert "call time / temperature_sampling: " in result.stdout
 
 
 def test_search_benchmark_runs_with_tiny_arguments():

@@ -1,0 +1,185 @@
+"""The `learned` rule against DORA, REBASE, bayes, optimal and the oracle, paired (issue 15).
+
+Worlds: `EVAL_WORLDS`, two from the training distribution of `simulations.train` and the
+held-out worlds declared there (`simulations.train.HELD_OUT_WORLDS`, outside every training
+range), at N ∈ {16, 64, 256}. Every method runs on the same problems and search keys per seed
+(`simulations.runner`), so differences are paired per problem; 95% intervals are the cluster
+bootstrap of `simulations.report.paired_differences` (a problem's seeds resampled together).
+`learned` runs with κ unknown (its default); bayes and optimal are given the world's κ (in the
+logit-noise world, the config's κ, which that world's PRM does not follow).
+
+bayes costs ≈ 20× DORA per call at N = 256, so N = 256 runs as its own grid on fewer problems
+(`--problems-256`): every method of that grid sees the same, smaller set, and all its
+differences are paired within it.
+
+Run: `python -m simulations.learned_eval [--problems P] [--problems-256 P] [--seeds S]
+[--out DIR]`; prints one markdown table (accuracy %, learned − X in points [95% interval]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dora_jax import world as world_lib
+from simulations import report, runner
+from simulations.spec import ExperimentSpec, parse_rule
+from simulations.train import HELD_OUT_WORLDS, TRAINING_WORLDS
+
+# (world, whether it is held out of training)
+EVAL_WORLDS: dict[str, tuple[world_lib.WorldConfig, bool]] = {
+    "paper-like": (TRAINING_WORLDS["paper-like"], False),
+    "paraphrase": (TRAINING_WORLDS["paraphrase"], False),
+    **{name: (config, True) for name, config in HELD_OUT_WORLDS.items()},
+}
+REFERENCES = ("dora", "rebase", "bayes", "optimal", "oracle")
+
+
+def methods(config: world_lib.WorldConfig) -> list[Any]:
+    kappa = float(config.kappa)
+    return [
+        "learned",
+        "dora",
+        "rebase",
+        {"method": "bayes", "kappa": kappa},
+        {"method": "optimal", "kappa": kappa},
+        "oracle",
+    ]
+
+
+def run_world(
+    name: str,
+    config: world_lib.WorldConfig,
+    budgets: tuple[int, ...],
+    problems: int,
+    seeds: int,
+    max_rounds: int,
+) -> list[dict[str, Any]]:
+    """Every method at `budgets` on `problems` × `seeds` problems of one world (runner records,
+    method = the rule's name without its hyperparameters)."""
+    spec = ExperimentSpec(
+        world=config,
+        world_name=name,
+        rules=tuple(parse_rule(m) for m in methods(config)),
+        budgets=budgets,
+        problems=problems,
+        seeds=seeds,
+        max_rounds=max_rounds,
+    )
+    records = runner.run(spec)
+    for r in records:
+        r["method"] = r["method"].split("(")[0]
+    return records
+
+
+def rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per budget: accuracy per method and learned − reference with its interval."""
+    accuracy = {(s["method"], s["budget"]): s for s in report.summarize(records)}
+    diffs = {}
+    for reference in REFERENCES:
+        for d in report.paired_differences(records, reference):
+            if d["method"] == "learned":
+                diffs[(reference, d["budget"])] = d
+    out = []
+    for budget in sorted({r["budget"] for r in records}):
+        row: dict[str, Any] = {"budget": budget}
+        for method in ("learned", *REFERENCES):
+            row[method] = accuracy[(method, budget)]["accuracy"]
+        for reference in REFERENCES:
+            d = diffs[(reference, budget)]
+            row[f"learned-{reference}"] = (d["difference"], *d["ci95"])
+        row["problems"] = diffs[("dora", budget)]["problems"]
+        out.append(row)
+    return out
+
+
+def markdown(table: dict[str, list[dict[str, Any]]], held: dict[str, bool]) -> str:
+    head = ["world", "N", "problems", "learned", *REFERENCES] + [
+        f"learned − {r}" for r in REFERENCES
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for world, world_rows in table.items():
+        for i, row in enumerate(world_rows):
+            label = f"{world} ({'held out' if held[world] else 'trained on'})" if i == 0 else ""
+            cells = [label, str(row["budget"]), str(row["problems"])]
+            cells += [f"{100 * row[m]:.1f}" for m in ("learned", *REFERENCES)]
+            for r in REFERENCES:
+                d, low, high = row[f"learned-{r}"]
+                cells.append(f"{100 * d:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--problems", type=int, default=100, help="problems per seed, N < 256")
+    parser.add_argument("--problems-256", type=int, default=50, help="problems per seed, N=256")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--budgets", default="16,64,256")
+    parser.add_argument("--worlds", default=",".join(EVAL_WORLDS))
+    parser.add_argument("--max-rounds", type=int, default=40)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for results.jsonl (appended) and table.json"
+    )
+    args = parser.parse_args(argv)
+    try:
+        budgets = tuple(int(b) for b in args.budgets.split(","))
+    except ValueError:
+        print(f"--budgets must be comma-separated integers, got {args.budgets!r}", file=sys.stderr)
+        return 2
+    worlds = args.worlds.split(",")
+    unknown = [w for w in worlds if w not in EVAL_WORLDS]
+    if unknown:
+        print(
+            f"unknown world {unknown[0]!r}; choose from {', '.join(EVAL_WORLDS)}", file=sys.stderr
+        )
+        return 2
+    if min(args.problems, args.problems_256, args.seeds, args.max_rounds, *budgets) < 1:
+        print(
+            "--problems, --problems-256, --seeds, --max-rounds, --budgets must be >= 1",
+            file=sys.stderr,
+        )
+        return 2
+    small = tuple(b for b in budgets if b < 256)
+    large = tuple(b for b in budgets if b >= 256)
+    table: dict[str, list[dict[str, Any]]] = {}
+    records: list[dict[str, Any]] = []
+    for world in worlds:
+        config, _ = EVAL_WORLDS[world]
+        world_rows = []
+        for group, problems in ((small, args.problems), (large, args.problems_256)):
+            if not group:
+                continue
+            start = time.perf_counter()
+            found = run_world(world, config, group, problems, args.seeds, args.max_rounds)
+            print(
+                f"{world} N={','.join(map(str, group))}: {problems} problems × {args.seeds} "
+                f"seeds, {time.perf_counter() - start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            records += found
+            if args.out is not None:  # each grid's records as soon as it ends
+                args.out.mkdir(parents=True, exist_ok=True)
+                with open(args.out / "results.jsonl", "a") as f:
+                    for r in found:
+                        f.write(json.dumps(runner.public_record(r)) + "\n")
+            world_rows += rows(found)
+        table[world] = world_rows
+    if args.out is not None:
+        (args.out / "table.json").write_text(json.dumps(table, indent=1))
+    held = {w: EVAL_WORLDS[w][1] for w in worlds}
+    print(markdown(table, held))
+    print(
+        "accuracy %; learned − X in points, 95% paired cluster bootstrap over problems; learned "
+        "with κ unknown, bayes and optimal with the world's κ"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
