@@ -492,9 +492,17 @@ LIMIT_APPROX = 1e-2  # "closely aligned": within 1% in failure probability
 
 @functools.cache  # the control swaps the same (method, N) pairs: compiled once for both
 def _limit_rule(method: str, n: int):
+    """R [draws, K] -> allocations [draws, K] at budget n. Beam search's M = N is a checked
+    Python int (one compile per N); temperature sampling's N is traced (one compile)."""
     if method == "beam_search":  # Eq. 2 with M = N: the top candidate gets all N
         return jax.jit(jax.vmap(lambda r: dora_jax.allocate(method, r, n, beam_width=n)))
-    return jax.jit(jax.vmap(lambda r: dora_jax.allocate(method, r, n)))
+    rule = _traced_budget_rule(method)
+    return lambda r: rule(r, n)
+
+
+@functools.cache
+def _traced_budget_rule(method: str):
+    return jax.jit(jax.vmap(lambda r, n: dora_jax.allocate(method, r, n), in_axes=(0, None)))
 
 
 def _uniform_draws(seed: int, draws: int, k: int = K_PAPER):

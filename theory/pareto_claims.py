@@ -103,8 +103,15 @@ def _sequential(region: dict[str, Any], control: bool) -> dict[str, Any]:
         undecided, decided_at = set(BASELINES), {}
         seeds_run, looks = 0, 0
         for look, upto in enumerate(schedule):
+            active = sorted(undecided)
+            wanted = [(REFERENCE, quarter), *((b, n) for b in active)]
+            # the look's batches start now, in the background
+            simulated.submit(config, wanted, seeds=range(seeds_run, upto), problems=batch,
+                             max_rounds=region["max_rounds"])  # fmt: skip
+            if seeds_run == 0:
+                simulated.submit(config, [(REFERENCE, n)], seeds=[0], problems=batch,
+                                 max_rounds=region["max_rounds"])  # fmt: skip
             for seed in range(seeds_run, upto):
-                active = sorted(undecided)
                 wanted = [(REFERENCE, quarter), *((b, n) for b in active)]
                 if seed == 0:
                     wanted.append((REFERENCE, n))

@@ -21,6 +21,7 @@ import numpy as np
 
 import theory
 from backends.files import atomic_write
+from theory import simulated
 from theory.core import CLAIMS, MODES, Verdict, run_claim
 
 theory.load_claims()
@@ -68,10 +69,11 @@ def run(
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     ids = claim_ids() if ids is None else list(ids)
     check_ids(ids)
-    for claim_id in ids:  # start the claims' compiles ahead (in the background)
+    for claim_id in ids:  # register the claims' compiles, then start them in the background
         c = CLAIMS[claim_id]
         if c.prepare is not None:
             c.prepare(c.region(mode))
+    simulated.launch()
     results = []
     for claim_id in ids:
         if progress is not None:

@@ -91,6 +91,11 @@ def optimal_multiround(region, control):
     values, ses, labels, rows = [], [], [], {}
     samples = region["seeds"] * region["batch_problems"]
     k = k_for(FAMILY_ALPHA, len(region["worlds"]) * len(region["N"]))
+    wanted = [(m, n) for n in region["N"] for m in ("rebase", mine)]
+    seeds, batch, rounds = range(region["seeds"]), region["batch_problems"], region["max_rounds"]
+    for world in region["worlds"]:  # every world's runs start now, in the background
+        config = world_lib.preset(world)
+        simulated.submit(config, wanted, seeds=seeds, problems=batch, max_rounds=rounds)
     for world in region["worlds"]:
         config = world_lib.preset(world)
         diffs: dict[int, list[np.ndarray]] = {n: [] for n in region["N"]}
@@ -98,7 +103,7 @@ def optimal_multiround(region, control):
         for seed in range(region["seeds"]):
             got = simulated.runs(
                 config,
-                [(m, n) for n in region["N"] for m in ("rebase", mine)],
+                wanted,
                 seed=seed,
                 problems=region["batch_problems"],
                 max_rounds=region["max_rounds"],

@@ -11,16 +11,19 @@ compile time, not a second compile.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dora_jax import ledger as ledger_lib
 from dora_jax import world as world_lib
-from dora_jax.search import Rule
+from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search
 from simulations import runner
 from simulations.spec import PAPER_METHODS, ExperimentSpec
 
@@ -51,52 +54,156 @@ def _spec(config: world_lib.WorldConfig, problems: int, max_rounds: int) -> Expe
     )
 
 
-def _compile(config: world_lib.WorldConfig, slots: int, problems: int, max_rounds: int):
-    spec = _spec(config, problems, max_rounds)
-    return runner.compile_search(spec, slots, runner.global_batch(spec, 0, problems))
+@dataclasses.dataclass(frozen=True)
+class _WorldSwitch:
+    """Several synthetic worlds behind one `World`: the traced `index` picks the world that runs
+    (a real branch: it stays unbatched under the problems' vmap), so one compiled search serves
+    them all. The engine and the rules compile once; each world adds only its own code.
+
+    The worlds share their slot layout (embedding width), prompt and rules (`_group_key`)."""
+
+    worlds: tuple[SyntheticWorld, ...]
+    index: Any  # Int[] (traced)
+
+    def _switch(self, method: str, *args, **static):
+        """The chosen world's `method` on `args` (arrays); `static` are Python values."""
+        branches = [functools.partial(getattr(w, method), **static) for w in self.worlds]
+        if len(branches) == 1:
+            return branches[0](*args)
+        return jax.lax.switch(self.index, branches, *args)
+
+    def init(self, problem, num_slots: int):
+        return self._switch("init", problem, num_slots=num_slots)
+
+    def expand(self, key, problem, slots, final, active=None):
+        del active  # every slot costs the same in a synthetic world
+        return self._switch("expand", key, problem, slots, final)
+
+    def score(self, key, problem, slots, active=None):
+        del active
+        return self._switch("score", key, problem, slots)
+
+    def embed(self, key, problem, slots, active=None):
+        del active
+        return self._switch("embed", key, problem, slots)
+
+    def path_tokens(self, slots):
+        return slots.tokens
+
+    def prompt_tokens(self, problem=None) -> int:
+        return self.worlds[0].prompt_tokens(problem)
+
+    def truth(self, slots):
+        return slots.p
 
 
-# Compiled searches by (world, slots, problems, max rounds), each compiled once: by the first
-# claim that needs it, or ahead of time by `prefetch` on one background thread (XLA compiles
-# without the GIL, so a search compiles on the second core while the analytic claims run).
+def _group_key(config: world_lib.WorldConfig) -> tuple:
+    """Worlds with equal keys can share one compiled search (`_WorldSwitch`)."""
+    return (_rules(config), config.embed_dim, config.prompt_tokens)
+
+
+def _compile(group: tuple[world_lib.WorldConfig, ...], slots: int, problems: int, max_rounds: int):
+    """The vmapped search over `group`'s worlds with `slots` slots: (keys, problems, rule index,
+    budget ≤ slots, world index in `group`)."""
+    spec = _spec(group[0], problems, max_rounds)
+    config = SearchConfig(slots, spec.rules, spec.max_rounds)
+    worlds = tuple(SyntheticWorld(c) for c in group)
+
+    def one(key, problem, rule, budget, index):
+        world = _WorldSwitch(worlds, index)
+        return search(key, problem, world, config, rule=rule, budget=budget)
+
+    problems_b, keys = runner.global_batch(spec, 0, problems)
+    fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None)))
+    return fn.lower(keys, problems_b, jnp.int32(0), jnp.int32(slots), jnp.int32(0)).compile()
+
+
+# Compiled searches by (worlds, slots, problems, max rounds), each compiled once: by the first
+# claim that needs it, or ahead of time in the background (`prefetch`, then `launch`: XLA
+# compiles without the GIL, so the searches compile on the second core while the analytic claims
+# run). Worlds prefetched together with the same shapes share one compiled search (the world
+# index is a runtime argument: one compile of the engine instead of one per world); a world
+# never prefetched compiles alone. Which worlds share a search changes no result: a world's
+# branch is its own code, and its runs equal those of the search compiled for it alone bit for
+# bit (tests/test_theory_pareto.py checks it).
 _COMPILED: dict[tuple, concurrent.futures.Future] = {}
+_GROUP: dict[tuple, tuple] = {}  # (world, slots, problems, max rounds) -> its _COMPILED key
+_WANTED: list[tuple] = []  # prefetched, not launched: (world, slots, problems, max rounds)
+_JOBS: list[tuple[concurrent.futures.Future, Callable[[], Any]]] = []  # other work, launched after
 _LOCK = threading.Lock()
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="theory-compile")
 
 
-def _fill(future: concurrent.futures.Future, key: tuple) -> None:
+def _fill(future: concurrent.futures.Future, work: Callable[[], Any]) -> None:
     try:
-        future.set_result(_compile(*key))
+        future.set_result(work())
     except BaseException as error:  # handed to whoever waits on it
         future.set_exception(error)
 
 
 def _compiled(config: world_lib.WorldConfig, slots: int, problems: int, max_rounds: int):
-    key = (config, slots, problems, max_rounds)
+    """(the compiled search that runs `config`, the world's index in it)."""
+    shape = (slots, problems, max_rounds)
     with _LOCK:
-        future = _COMPILED.get(key)
-        mine = future is None
+        mine = (config, *shape) not in _GROUP
         if mine:
-            future = _COMPILED[key] = concurrent.futures.Future()
+            _GROUP[config, *shape] = ((config,), *shape)
+            _COMPILED[(config,), *shape] = concurrent.futures.Future()
+        key = _GROUP[config, *shape]
+        future = _COMPILED[key]
     if mine:
-        _fill(future, key)
-    return future.result()
+        _fill(future, functools.partial(_compile, *key))
+    return future.result(), key[0].index(config)
 
 
 def prefetch(
     config: world_lib.WorldConfig, budgets: list[int], problems: int, max_rounds: int
 ) -> None:
-    """Starts compiling, in the background, the searches that `runs` will need for `budgets`
-    (a claim's `prepare`; single-process only: a multi-host run compiles on demand)."""
+    """Registers the searches that `runs` will need for `budgets`, to be compiled in the
+    background by `launch` (a claim's `prepare`; single-process only: a multi-host run
+    compiles on demand)."""
     if jax.process_count() > 1:
         return
-    for slots in sorted({runner.slots_for(b) for b in budgets}, reverse=True):
-        key = (config, slots, problems, max_rounds)
-        with _LOCK:
-            if key in _COMPILED:
-                continue
-            future = _COMPILED[key] = concurrent.futures.Future()
-        _POOL.submit(_fill, future, key)
+    with _LOCK:
+        for slots in sorted({runner.slots_for(b) for b in budgets}, reverse=True):
+            wanted = (config, slots, problems, max_rounds)
+            if wanted not in _GROUP and wanted not in _WANTED:
+                _WANTED.append(wanted)
+
+
+def prefetch_job(work: Callable[[], Any]) -> concurrent.futures.Future:
+    """A future for `work()`, run in the background after the prefetched searches compile
+    (started by `launch`; single-process only: elsewhere it runs now)."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    if jax.process_count() > 1:
+        _fill(future, work)
+        return future
+    with _LOCK:
+        _JOBS.append((future, work))
+    return future
+
+
+def launch() -> None:
+    """Starts compiling every prefetched search in the background, the worlds that can share a
+    search (same shapes, rules, embedding width and prompt) in one, the largest first; then
+    the other prefetched jobs, in the order they were registered."""
+    with _LOCK:
+        groups: dict[tuple, list[world_lib.WorldConfig]] = {}
+        for config, *shape in _WANTED:
+            groups.setdefault((*shape, _group_key(config)), []).append(config)
+        _WANTED.clear()
+        work: list[tuple[concurrent.futures.Future, Callable[[], Any]]] = []
+        for (*shape, _), configs in sorted(groups.items(), key=lambda g: -g[0][0]):
+            key = (tuple(configs), *shape)
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            _COMPILED[key] = future
+            for config in configs:
+                _GROUP[config, *shape] = key
+            work.append((future, functools.partial(_compile, *key)))
+        work += _JOBS
+        _JOBS.clear()
+    for future, job in work:
+        _POOL.submit(_fill, future, job)
 
 
 @functools.cache
@@ -106,25 +213,68 @@ def _batch(config: world_lib.WorldConfig, seed: int, problems: int, max_rounds: 
     return runner.global_batch(_spec(config, problems, max_rounds), seed, problems)
 
 
-@functools.cache
 def _run(
     config: world_lib.WorldConfig, method: str, budget: int, seed: int, problems: int,
     max_rounds: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """One (method, budget) on one seed's batch, memoized: claims that share a run (REBASE@16
-    on seed 0 is in table1-flops, pareto and optimal-multiround) pay for it once. Callers
-    must not modify the summary."""
+    """One (method, budget) on one seed's batch: the runner's summary, with per-problem FLOPs
+    and rounds."""
     spec = _spec(config, problems, max_rounds)
     problems_b, keys = _batch(config, seed, problems, max_rounds)
-    fn = _compiled(config, runner.slots_for(budget), problems, max_rounds)
-    result = runner.gather(jax.block_until_ready(fn(keys, problems_b, np.int32(INDEX[method]),
-                                                    np.int32(budget))))  # fmt: skip
+    fn, index = _compiled(config, runner.slots_for(budget), problems, max_rounds)
+    result = runner.gather(jax.block_until_ready(
+        fn(keys, problems_b, np.int32(INDEX[method]), np.int32(budget), np.int32(index))
+    ))  # fmt: skip
     summary = runner.summarize(result, spec, problems)
     # Per problem (for ratios of means with a delta-method SE over paired problems).
     led = ledger_lib.Ledger(*(np.asarray(x, np.float64)[:problems] for x in result.ledger))
     summary["per_problem_flops"] = np.asarray(ledger_lib.flops(led, spec.model_sizes)["total"])
     summary["per_problem_rounds"] = np.asarray(result.rounds, np.float64)[:problems]
     return summary
+
+
+# Runs, memoized: claims that share a run (REBASE@16 on seed 0 is in table1-flops, pareto and
+# optimal-multiround) pay for it once. They execute on RUN_WORKERS threads (XLA runs without the
+# GIL), so a claim that submits its runs ahead (`submit`) keeps both cores busy; each run is
+# independent of the others, so the summaries do not depend on the order they finish in.
+RUN_WORKERS = 2
+_RUNS: dict[tuple, concurrent.futures.Future] = {}
+_RUN_POOL = concurrent.futures.ThreadPoolExecutor(
+    max_workers=RUN_WORKERS, thread_name_prefix="theory-run"
+)
+
+
+def _future(config, method, budget, seed, problems, max_rounds) -> concurrent.futures.Future:
+    key = (config, method, budget, seed, problems, max_rounds)
+    with _LOCK:
+        future = _RUNS.get(key)
+        mine = future is None
+        if mine:
+            future = _RUNS[key] = concurrent.futures.Future()
+    assert future is not None
+    if mine:
+        work = functools.partial(_run, *key)
+        if jax.process_count() > 1:
+            _fill(future, work)  # every process issues the same gathers in the same order
+        else:
+            _batch(config, seed, problems, max_rounds)  # once, on this thread
+            _RUN_POOL.submit(_fill, future, work)
+    return future
+
+
+def submit(
+    config: world_lib.WorldConfig,
+    wanted: list[tuple[str, int]],
+    *,
+    seeds: Iterable[int],
+    problems: int,
+    max_rounds: int,
+) -> None:
+    """Starts every (method, budget) of `wanted` on every seed in the background and returns;
+    `runs` then collects them."""
+    for seed in seeds:
+        for method, budget in wanted:
+            _future(config, method, budget, seed, problems, max_rounds)
 
 
 def runs(
@@ -135,11 +285,13 @@ def runs(
     problems: int,
     max_rounds: int,
 ) -> dict[tuple[str, int], dict[str, Any]]:
-    """{(method, budget): the runner's summary} for one seed's batch of `problems` problems."""
-    return {
-        (method, budget): _run(config, method, budget, seed, problems, max_rounds)
+    """{(method, budget): the runner's summary} for one seed's batch of `problems` problems
+    (shared, memoized summaries: callers must not modify them)."""
+    futures = {
+        (method, budget): _future(config, method, budget, seed, problems, max_rounds)
         for method, budget in wanted
     }
+    return {key: future.result() for key, future in futures.items()}
 
 
 def ratio_of_means(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
@@ -161,13 +313,15 @@ def table1_pair(
     region: dict[str, Any], seed: int, dora_budget: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Table 1's pair in the paper-like world: (REBASE at region["N"], DORA at `dora_budget`)
-    summaries for one seed (shared, memoized runs: do not modify them)."""
+    summaries for one seed (shared, memoized runs: do not modify them). The first call starts
+    every seed's pair in the background (`submit`)."""
     n = region["N"]
-    got = runs(
+    wanted = [("rebase", n), ("dora", dora_budget)]
+    config, problems, max_rounds = (
         world_lib.preset("paper-like"),
-        [("rebase", n), ("dora", dora_budget)],
-        seed=seed,
-        problems=region["problems"],
-        max_rounds=region["max_rounds"],
+        region["problems"],
+        region["max_rounds"],
     )
+    submit(config, wanted, seeds=range(region["seeds"]), problems=problems, max_rounds=max_rounds)
+    got = runs(config, wanted, seed=seed, problems=problems, max_rounds=max_rounds)
     return got["rebase", n], got["dora", dora_budget]
