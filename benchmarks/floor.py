@@ -12,8 +12,9 @@ engine, ...; medians over --repeats):
                draws on every copy; ids and digests in the same unit) on --count-problems
                problems; the floor's words = engine rollout-steps × that rate;
   ×floor       engine time / floor time (the issue's target: ≤ 3);
-  util         utilization: alive slot-steps (Σ Trace.active) / computed slot-steps (P · N · the
-               rounds the batched loop executed, i.e. the most rounds of any problem in a batch);
+  util         utilization: alive slot-steps (Σ Trace.active) / computed slot-steps: for
+               `jax.vmap(search)` P · N · the rounds the batched loop executed (the most rounds of
+               any problem in a batch); for `search_pool` lanes · N · the rounds the pool ran;
   numpy        (REBASE) the NumPy search of the same law (`benchmarks/numpy_search.py`, one
                problem at a time, NumPy over its slots) on --numpy-problems problems, and the
                engine / NumPy ratio of rates.
@@ -21,6 +22,10 @@ engine, ...; medians over --repeats):
     python benchmarks/floor.py                  # the main point: P = 2000, N = 64
     python benchmarks/floor.py --scaling        # P ∈ {200, 2000, 20000} × N ∈ {16, 64, 256}
     python benchmarks/floor.py --quick --json   # a small smoke run, one JSON record per line
+    python benchmarks/floor.py --engine both    # jax.vmap(search) and search_pool interleaved
+
+The engine path is `search_pool` (a pool of P/8 problem lanes refilled from the queue, the same
+results bit for bit) unless --engine says otherwise; --engine both times the two interleaved.
 
 The engine is compiled ahead of time; every run of it is timed, the first one included.
 
@@ -50,7 +55,7 @@ from dora_jax import world as world_lib
 # --- the world's counter hash (to move to dora_jax.counter_rng at merge) --------------------
 from dora_jax.counter_rng import digest as counter_digest
 from dora_jax.counter_rng import words as counter_words
-from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search
+from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search, search_pool
 
 HERE = pathlib.Path(__file__).resolve().parent
 RULES = ("rebase", "dora", "temperature_sampling")
@@ -59,6 +64,9 @@ SCALING_BUDGETS = (16, 64, 256)
 # Words per floor iteration: 2^16 (256 KiB, in cache) on CPU; on an accelerator a chunk must
 # hide the loop's launch cost, 2^24.
 CHUNK = {"cpu": 1 << 16}.get(jax.default_backend(), 1 << 24)
+# The pool's default lanes: P / 8 (measured at P = 2000, N = 64, REBASE: 250 lanes, utilization
+# 0.92; 100 lanes 0.97 but smaller rounds)
+LANE_FRACTION = 8
 
 
 def _numpy_search():
@@ -91,11 +99,20 @@ def _timed(fn, *args):
     return out, time.perf_counter() - start
 
 
+def default_lanes(problems: int) -> int:
+    """The pool's lanes for P problems: P/8 (the drain at the end costs ~1/16 of the work)."""
+    return max(1, math.ceil(problems / LANE_FRACTION))
+
+
 @functools.cache
-def _compiled(world, rule: str, budget: int, batch: int):
-    """The compiled, vmapped engine for `batch` problems; (executable, compile seconds)."""
+def _compiled(world, rule: str, budget: int, batch: int, lanes: int):
+    """The compiled engine for `batch` problems: `jax.vmap(search)` (lanes = 0) or
+    `search_pool` with `lanes` lanes; (executable, compile seconds)."""
     config = SearchConfig(budget, (Rule.make(rule),))
-    fn = jax.jit(jax.vmap(lambda k, p: search(k, p, world, config)))
+    if lanes:
+        fn = jax.jit(lambda k, p: search_pool(k, p, world, config, lanes=lanes))
+    else:
+        fn = jax.jit(jax.vmap(lambda k, p: search(k, p, world, config)))
     keys = jax.random.split(jax.random.key(0), batch)
     problems = jax.vmap(world.sample_problem)(keys)
     start = time.perf_counter()
@@ -103,9 +120,9 @@ def _compiled(world, rule: str, budget: int, batch: int):
     return compiled, time.perf_counter() - start
 
 
-def _engine(world, rule: str, budget: int, keys, problems, batch: int):
+def _engine(world, rule: str, budget: int, keys, problems, batch: int, lanes: int):
     """The engine over the problems in batches of `batch`; (run, compile seconds)."""
-    compiled, compile_s = _compiled(world, rule, budget, batch)
+    compiled, compile_s = _compiled(world, rule, budget, batch, lanes)
     count = keys.shape[0] // batch
     parts = [
         jax.tree.map(lambda x, i=i: x[i * batch : (i + 1) * batch], (keys, problems))
@@ -118,10 +135,19 @@ def _engine(world, rule: str, budget: int, keys, problems, batch: int):
     return run, compile_s
 
 
-def _summary(results, budget: int) -> dict:
+def _summary(runs, budget: int, lanes: int) -> dict:
+    """Steps, utilization and the verdicts' means of the engine's outputs (SearchResults, or
+    PoolRuns when lanes > 0: the pool computes lanes × N slot-steps per round it runs)."""
+    if lanes:
+        computed = sum(
+            min(lanes, r.result.rounds.shape[0]) * budget * int(r.lane_rounds) for r in runs
+        )
+        results = [r.result for r in runs]
+    else:
+        results = runs
+        computed = sum(r.rounds.shape[0] * budget * int(jnp.max(r.rounds)) for r in results)
     steps = sum(int(jnp.sum(r.ledger.rollouts)) for r in results)
     alive = sum(int(jnp.sum(r.trace.active)) for r in results)
-    computed = sum(r.rounds.shape[0] * budget * int(jnp.max(r.rounds)) for r in results)
     accuracy = np.concatenate([np.asarray(r.accuracy, np.float64) for r in results])
     rollouts = np.concatenate([np.asarray(r.ledger.rollouts, np.float64) for r in results])
     return {
@@ -132,8 +158,14 @@ def _summary(results, budget: int) -> dict:
     }
 
 
+def _engines(args, batch: int) -> list[int]:
+    """The engine paths to time, as lane counts: 0 for `jax.vmap(search)`, L for the pool."""
+    lanes = args.lanes or default_lanes(batch)
+    return {"vmap": [0], "pool": [lanes], "both": [0, lanes]}[args.engine]
+
+
 def measure(args, problems_count: int, budget: int) -> list[dict]:
-    """One (P, N) cell: every rule, interleaved repeats; one record per rule."""
+    """One (P, N) cell: every rule (and engine path), interleaved repeats; one record each."""
     config = world_lib.preset(args.preset)
     world = SyntheticWorld(config)
     batch = problems_count
@@ -146,54 +178,58 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
     digest = counter_digest(jax.random.key_data(jax.random.key(args.seed + 1)), 9)
     numpy_problems = min(args.numpy_problems, problems_count)
 
+    engines = _engines(args, batch)
     cells = {}
+    numpy_rates: dict[str, list[float]] = {rule: [] for rule in args.rules}
+    numpy_outs = {}
     for rule in args.rules:
-        run, compile_s = _engine(world, rule, budget, search_keys, problems, batch)
         counted = ns.WordCount()
         out = ns.run(args.seed, config, rule, budget, args.count_problems, words=counted)
         count_steps = sum(r.rollouts for r in out)
         jax.block_until_ready(_floor_kernel(digest, jnp.int32(1)))  # compile
-        cells[rule] = {
-            "run": run,
-            "compile_s": compile_s,
-            "per_step": counted.total / count_steps,
-            "uniform_per_step": counted.uniform / count_steps,
-            "engine_s": [],
-            "floor_s": [],
-            "numpy_rate": [],
-        }
+        for lanes in engines:
+            run, compile_s = _engine(world, rule, budget, search_keys, problems, batch, lanes)
+            cells[rule, lanes] = {
+                "run": run,
+                "compile_s": compile_s,
+                "per_step": counted.total / count_steps,
+                "uniform_per_step": counted.uniform / count_steps,
+                "engine_s": [],
+                "floor_s": [],
+            }
     load_before = os.getloadavg()[0]
     # The engine's first run is timed too (it is compiled ahead of time); its result gives the
     # counts, and so the floor's words, before the floor runs.
     for _ in range(args.repeats):
         for rule in args.rules:
-            cell = cells[rule]
-            results, seconds = _timed(cell["run"])
-            cell["engine_s"].append(seconds)
-            if "summary" not in cell:
-                cell["summary"] = _summary(results, budget)
-                cell["needed"] = cell["summary"]["steps"] * cell["per_step"]
-                cell["chunks"] = max(1, math.ceil(cell["needed"] / CHUNK))
-            del results
-            _, seconds = _timed(_floor_kernel, digest, jnp.int32(cell["chunks"]))
-            cell["floor_s"].append(seconds * cell["needed"] / (cell["chunks"] * CHUNK))
+            for lanes in engines:
+                cell = cells[rule, lanes]
+                results, seconds = _timed(cell["run"])
+                cell["engine_s"].append(seconds)
+                if "summary" not in cell:
+                    cell["summary"] = _summary(results, budget, lanes)
+                    cell["needed"] = cell["summary"]["steps"] * cell["per_step"]
+                    cell["chunks"] = max(1, math.ceil(cell["needed"] / CHUNK))
+                del results
+                _, seconds = _timed(_floor_kernel, digest, jnp.int32(cell["chunks"]))
+                cell["floor_s"].append(seconds * cell["needed"] / (cell["chunks"] * CHUNK))
             if rule == "rebase" and numpy_problems > 0:
                 start = time.perf_counter()
                 out = ns.run(args.seed + 2, config, rule, budget, numpy_problems)
                 seconds = time.perf_counter() - start
-                cell["numpy_rate"].append(sum(r.rollouts for r in out) / seconds)
-                cell["numpy_out"] = out
+                numpy_rates[rule].append(sum(r.rollouts for r in out) / seconds)
+                numpy_outs[rule] = out
     load_after = os.getloadavg()[0]
 
     records = []
-    for rule in args.rules:
-        cell = cells[rule]
+    for (rule, lanes), cell in cells.items():
         s = cell["summary"]
         engine_s = statistics.median(cell["engine_s"])
         floor_s = statistics.median(cell["floor_s"])
         steps_per_s = s["steps"] / engine_s
         record = {
             "rule": rule,
+            "engine": f"pool({lanes})" if lanes else "vmap",
             "P": total,
             "N": budget,
             "steps_per_s": steps_per_s,
@@ -212,9 +248,9 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
             "platform": jax.devices()[0].platform,
             "devices": jax.device_count(),
         }
-        if cell["numpy_rate"]:
-            out = cell["numpy_out"]
-            numpy_rate = statistics.median(cell["numpy_rate"])
+        if numpy_rates[rule]:
+            out = numpy_outs[rule]
+            numpy_rate = statistics.median(numpy_rates[rule])
             record.update(
                 numpy_steps_per_s=numpy_rate,
                 numpy_ratio=steps_per_s / numpy_rate,
@@ -227,7 +263,7 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
 
 
 HEADER = (
-    f"{'rule':<22}{'P':>8}{'N':>5}{'steps/s':>12}{'floor/s':>13}{'×floor':>8}{'words':>7}"
+    f"{'rule':<22}{'engine':<11}{'P':>8}{'N':>5}{'steps/s':>12}{'floor/s':>13}{'×floor':>8}{'words':>7}"
     f"{'ns/word':>8}{'util':>6}{'numpy/s':>11}{'×numpy':>8}{'load':>12}"
 )
 
@@ -237,7 +273,7 @@ def row(r: dict) -> str:
     numpy_ratio = f"{r['numpy_ratio']:>7.2f}×" if "numpy_ratio" in r else f"{'':>8}"
     load = "{:.1f}→{:.1f}".format(*r["load_average"])
     return (
-        f"{r['rule']:<22}{r['P']:>8}{r['N']:>5}{r['steps_per_s']:>12,.0f}"
+        f"{r['rule']:<22}{r['engine']:<11}{r['P']:>8}{r['N']:>5}{r['steps_per_s']:>12,.0f}"
         f"{r['floor_steps_per_s']:>13,.0f}{r['floor_ratio']:>7.1f}×{r['words_per_step']:>7.1f}"
         f"{r['ns_per_word']:>8.2f}{r['utilization']:>6.2f}{numpy_rate}{numpy_ratio}{load:>12}"
     )
@@ -304,6 +340,15 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--max-slots", type=int, default=0, help="skip cells with P × N above this (0 = none)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("vmap", "pool", "both"),
+        default="pool",
+        help="jax.vmap(search), search_pool (default), or both interleaved",
+    )
+    parser.add_argument(
+        "--lanes", type=int, default=0, help="the pool's lanes (0: P/8 per engine call)"
+    )
     parser.add_argument("--preset", default="paper-like")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="one JSON record per line")
@@ -332,11 +377,11 @@ def parse(argv=None) -> argparse.Namespace:
         args.repeats < 1
         or args.count_problems < 1
         or args.numpy_problems < 0
-        or min(args.batch_slots, args.max_slots) < 0
+        or min(args.batch_slots, args.max_slots, args.lanes) < 0
     ):
         parser.error(
-            "--repeats and --count-problems must be >= 1; --numpy-problems, --batch-slots and "
-            "--max-slots >= 0"
+            "--repeats and --count-problems must be >= 1; --numpy-problems, --batch-slots, "
+            "--max-slots and --lanes >= 0"
         )
     try:
         world_lib.preset(args.preset)

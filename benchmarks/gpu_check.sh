@@ -21,10 +21,10 @@
 # Expected output: a header line (jax version, platform "gpu", device count, CPUs, world,
 # repeats), the device line from nvidia-smi, the column header, then one row per (rule, P, N):
 #
-#   rule                         P    N     steps/s      floor/s  ×floor  words ns/word  util    numpy/s  ×numpy        load
-#   rebase                  131072   64  ddd,ddd,ddd  d,ddd,ddd,ddd   dd.d×   63.4    0.0d  0.7d    ddd,ddd  ddd.dd×   x.x→x.x
-#   dora                    131072   64  ...                                   88.8                                     ...
-#   temperature_sampling    131072   64  ...                                   63.4    ...   0.2d
+#   rule                  engine            P    N     steps/s      floor/s  ×floor  words ns/word  util    numpy/s  ×numpy        load
+#   rebase                pool(16384) 131072   64  ddd,ddd,ddd  d,ddd,ddd,ddd   dd.d×   63.4    0.0d  0.9d    ddd,ddd  ddd.dd×   x.x→x.x
+#   dora                  pool(16384) 131072   64  ...                                   88.8          0.9d                  ...
+#   temperature_sampling  pool(16384) 131072   64  ...                                   63.4    ...   0.2d
 #
 # (P is rounded up to a whole number of engine calls; steps/s = engine rollout-steps per second;
 # floor/s = rollout-steps per second if only the words the law consumes were generated, with the

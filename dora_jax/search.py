@@ -52,6 +52,8 @@ __all__ = [
     "MAX_ROUNDS",
     "Finished",
     "HostBatchWorld",
+    "Outcome",
+    "PoolRun",
     "Rule",
     "SearchConfig",
     "SearchResult",
@@ -63,8 +65,10 @@ __all__ = [
     "finalize",
     "init_state",
     "python_loop",
+    "round_keys",
     "search",
     "search_batch",
+    "search_pool",
     "search_round",
     "while_loop",
 ]
@@ -228,15 +232,27 @@ def _budget(config: SearchConfig, budget) -> Int[Array, ""]:
     return jnp.asarray(config.budget if budget is None else budget, jnp.int32)
 
 
+def round_keys(key: PRNGKeyArray, config: SearchConfig) -> PRNGKeyArray:
+    """The per-round keys [T, 4] of a search (expand, score, embed, allocate), drawn once."""
+    t = config.max_rounds
+    # = jax.random.split(key, (t, 4)) bit for bit (threefry_partitionable), which XLA CPU takes
+    # ~1.5 s longer to compile
+    return jax.random.split(key, t * 4).reshape(t, 4)
+
+
 def init_state(
     key: PRNGKeyArray, problem: Any, world: World, config: SearchConfig, rule=0, *, budget=None
+) -> SearchState:
+    return _init_from_keys(round_keys(key, config), problem, world, config, rule, budget=budget)
+
+
+def _init_from_keys(
+    keys: PRNGKeyArray, problem: Any, world: World, config: SearchConfig, rule=0, *, budget=None
 ) -> SearchState:
     n, f, t = config.budget, config.finished_capacity, config.max_rounds
     widths = jnp.asarray([r.group_width for r in config.rules], jnp.int32)
     return SearchState(
-        # = jax.random.split(key, (t, 4)) bit for bit (threefry_partitionable), which XLA CPU takes
-        # ~1.5 s longer to compile
-        keys=jax.random.split(key, t * 4).reshape(t, 4),
+        keys=keys,
         round=jnp.zeros((), jnp.int32),
         done=jnp.zeros((), bool),
         slots=world.init(problem, n),
@@ -589,7 +605,21 @@ def python_loop(state: SearchState, round_fn, max_rounds):
     return state
 
 
-def finalize(state: SearchState, config: SearchConfig, *, budget=None) -> SearchResult:
+class Outcome(NamedTuple):
+    """What `finalize` reads of a search's last state (the part `search_pool` keeps per problem)."""
+
+    round: Int[Array, ""]
+    num_finished: Int[Array, ""]
+    finished: Finished
+    trace: Trace
+    ledger: Ledger
+
+
+def _outcome(state: SearchState) -> Outcome:
+    return Outcome(state.round, state.num_finished, state.finished, state.trace, state.ledger)
+
+
+def finalize(state: SearchState | Outcome, config: SearchConfig, *, budget=None) -> SearchResult:
     """Votes over the first N finished solutions."""
     fin = state.finished
     # Only the first N slots of the buffer can count: vote over them alone (the pairwise votes
@@ -654,6 +684,116 @@ def search(
 
     state = loop(state, round_fn, config.max_rounds)
     return finalize(state, config, budget=budget)
+
+
+class PoolRun(NamedTuple):
+    """`search_pool`'s output: the results and the work the lanes did."""
+
+    result: SearchResult  # leading axis P, as `jax.vmap(search)` gives
+    lane_rounds: Int[Array, ""]  # rounds the pool ran (each computes every lane's N slots)
+
+
+class _Pool(NamedTuple):
+    state: SearchState  # [L, ...] the lanes' searches
+    problem: Any  # [L, ...] the lanes' problems
+    budget: Int[Array, " L"]
+    problem_index: Int[Array, " L"]  # the problem each lane runs; P: idle (the queue is empty)
+    next: Int[Array, ""]  # the first problem no lane has taken yet
+    out: Outcome  # [P, ...] each finished problem's outcome, at its index
+    lane_rounds: Int[Array, ""]
+
+
+def search_pool(
+    keys: PRNGKeyArray,
+    problems: Any,
+    world: World,
+    config: SearchConfig,
+    *,
+    lanes: int,
+    rule: int | Int[Array, ""] = 0,
+    budget: int | Int[Array, ""] | Int[Array, " P"] | None = None,
+) -> PoolRun:
+    """Runs Algorithm 1 on P problems through a fixed pool of `lanes` problem lanes.
+
+    `jax.vmap(search)` runs every problem for as many rounds as the slowest one needs (a vmapped
+    while loop runs while any lane's condition holds); here each round runs `lanes` searches,
+    and a lane whose search stopped hands its outcome to the output (a scatter at its problem's
+    index) and takes the next problem of the queue (in lane order). A problem's search reads only
+    its own key, problem and budget, so its result is the one `jax.vmap(search)` gives, bit for
+    bit, whichever lane runs it and whenever. The work is rounds × lanes × N slot-steps, about
+    Σ rounds × N plus the drain at the end (when the queue is empty and lanes fall idle); fewer
+    lanes mean a shorter drain and smaller (less vectorized) rounds.
+
+    Args:
+      keys: PRNGKey[P], one per problem (as for `jax.vmap(search)`).
+      problems: a batch of problems of `world` (leading axis P).
+      world: a pure `World` (static).
+      config: as in `search`.
+      lanes: L, the problems in flight (static; clipped to P).
+      rule: which of `config.rules` to run (may be traced; stays a real branch).
+      budget: as in `search`: one for every problem, or Int[P], one each (traced).
+
+    Returns:
+      PoolRun: the SearchResult with leading axis P and the rounds the pool ran.
+    """
+    total = keys.shape[0]
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
+        raise ValueError(f"lanes must be an integer >= 1, got {lanes!r}")
+    width = min(lanes, total)
+    rule = jnp.asarray(rule, jnp.int32)
+    budgets = jnp.broadcast_to(_budget(config, budget), (total,))
+    all_keys = jax.vmap(lambda k: round_keys(k, config))(keys)
+
+    def lane_budget(b):
+        # No budget given: the constant config.budget, as `search` uses it.
+        return None if budget is None else b
+
+    fresh = jax.vmap(
+        lambda k, p, b: _init_from_keys(k, p, world, config, rule, budget=lane_budget(b))
+    )
+
+    def take(index):
+        i = jnp.minimum(index, total - 1)
+        return jax.tree.map(lambda x: x[i], (all_keys, problems, budgets))
+
+    first = jnp.arange(width, dtype=jnp.int32)
+    k0, p0, b0 = take(first)
+    empty = jax.tree.map(
+        lambda x: jnp.zeros((total, *x.shape[1:]), x.dtype),
+        _outcome(jax.eval_shape(fresh, k0, p0, b0)),
+    )
+    pool = _Pool(fresh(k0, p0, b0), p0, b0, first, jnp.int32(width), empty, jnp.int32(0))
+
+    def one_round(s, problem, b):
+        return search_round(s, problem, world, config, rule, budget=lane_budget(b), freeze=False)
+
+    def body(pool: _Pool) -> _Pool:
+        state = jax.vmap(one_round)(pool.state, pool.problem, pool.budget)
+        stopped = state.done
+        where = jnp.where(stopped, pool.problem_index, total)  # idle lanes: P, dropped
+        out = jax.tree.map(lambda o, x: o.at[where].set(x, mode="drop"), pool.out, _outcome(state))
+        # Lanes that stopped take the next problems in lane order; past the queue they idle.
+        rank = jnp.cumsum(stopped, dtype=jnp.int32) - stopped.astype(jnp.int32)
+        index = jnp.where(stopped, jnp.minimum(pool.next + rank, total), pool.problem_index)
+        refill = stopped & (index < total)
+        k, problem, b = take(index)
+
+        def pick(new, old):
+            return jnp.where(refill.reshape(refill.shape + (1,) * (old.ndim - 1)), new, old)
+
+        return _Pool(
+            state=jax.tree.map(pick, fresh(k, problem, b), state),
+            problem=jax.tree.map(pick, problem, pool.problem),
+            budget=pick(b, pool.budget),
+            problem_index=index,
+            next=jnp.minimum(pool.next + jnp.sum(stopped, dtype=jnp.int32), total),
+            out=out,
+            lane_rounds=pool.lane_rounds + 1,
+        )
+
+    pool = lax.while_loop(lambda p: jnp.any(p.problem_index < total), body, pool)
+    result = jax.vmap(lambda o, b: finalize(o, config, budget=lane_budget(b)))(pool.out, budgets)
+    return PoolRun(result, pool.lane_rounds)
 
 
 def search_batch(

@@ -130,6 +130,50 @@ def test_floor_benchmark_records():
     assert records[0]["numpy_problems"] == 4
 
 
+@pytest.mark.slow
+def test_floor_benchmark_times_both_engine_paths():
+    """--engine both: jax.vmap(search) and the lane pool on the same problems, the same
+    accuracy and steps (the same searches), the pool computing no more slot-steps."""
+    result = _floor("--rules", "rebase", "--engine", "both", "--numpy-problems", "0")
+    assert result.returncode == 0, result.stderr
+    vmap, pool = (json.loads(line) for line in result.stdout.splitlines())
+    assert (vmap["engine"], pool["engine"]) == ("vmap", "pool(1)")
+    assert pool["accuracy"] == vmap["accuracy"]
+    assert pool["steps_per_problem"] == vmap["steps_per_problem"]
+    # One lane runs the queue serially: Σ rounds · N computed, ≤ P · max rounds · N.
+    assert vmap["utilization"] <= pool["utilization"] <= 1
+
+
+def _fig3(*extra):
+    args = ["--problems", "3", "--budgets", "4", "--json", *extra]
+    return _script("fig3_grid.py", *args)
+
+
+@pytest.mark.slow
+def test_fig3_grid_shares_a_search_between_worlds_that_differ_in_their_prior_only():
+    """Two fitted worlds that differ only in difficulty_a/b: one compiled search world, and
+    the same per-world accuracies as one program per world."""
+    worlds = ["--worlds", "paper-llama-1b-math500,paper-llama-3b-math500"]
+    methods = ["--methods", "rebase,beam_search"]
+    shared = _fig3(*worlds, *methods)
+    apart = _fig3(*worlds, *methods, "--no-share-worlds")
+    assert shared.returncode == 0 and apart.returncode == 0, shared.stderr + apart.stderr
+    *cells, summary = (json.loads(line) for line in shared.stdout.splitlines())
+    *cells_apart, summary_apart = (json.loads(line) for line in apart.stdout.splitlines())
+    assert (summary["world_groups"], summary_apart["world_groups"]) == (1, 2)
+    assert len(cells) == 4 and all(0 <= c["accuracy"] <= 1 for c in cells)
+    key = lambda c: (c["world"], c["method"], c["N"])  # noqa: E731
+    assert sorted(cells, key=key) == sorted(cells_apart, key=key)
+    assert summary["rollout_steps"] == summary_apart["rollout_steps"] > 0
+    assert summary["total_s_extrapolated"] >= summary["compile_s"] > 0
+
+
+def test_fig3_grid_rejects_bad_input():
+    result = _fig3("--methods", "nope")
+    assert result.returncode == 2
+    assert "unknown 'nope'" in result.stderr.strip().splitlines()[-1]
+
+
 def test_floor_benchmark_rejects_bad_input():
     result = _floor("--rules", "nope")
     assert result.returncode == 2

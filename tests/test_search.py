@@ -331,6 +331,67 @@ def test_batched_row_equals_problem_alone(rule):
         assert_same_bits(row(batched, i), alone, f"problem {i}")
 
 
+@functools.cache
+def pool_engine(preset: str, n: int, lanes: int, *, per_problem_budget: bool = False):
+    """A compiled `search_pool` over RULES with the rule picked at run time: (keys, problems,
+    rule[, budgets [P]]) → PoolRun."""
+    world = S.SyntheticWorld(W.preset(preset))
+    config = _config(n)
+    if per_problem_budget:
+        return jax.jit(
+            lambda k, p, r, b: S.search_pool(k, p, world, config, lanes=lanes, rule=r, budget=b)
+        )
+    return jax.jit(lambda k, p, r: S.search_pool(k, p, world, config, lanes=lanes, rule=r))
+
+
+@pytest.mark.parametrize("rule", range(len(RULES)), ids=RULE_IDS)
+def test_pool_equals_vmap(rule):
+    """Three lanes refilled from a queue of eight problems: every problem's result is the
+    `jax.vmap(search)` one bit for bit, and the pool ran fewer slot-steps than the vmapped loop
+    (every problem for the slowest one's rounds) unless every problem took as many rounds."""
+    keys, batch = problems("paper-like")
+    lanes = 3
+    fn = pool_engine("paper-like", 4, lanes)
+    run = jax.device_get(fn(keys, batch, jnp.int32(rule)))
+    expected = engine_run("paper-like", 4, rule)
+    assert_same_bits(run.result, expected, f"pool vs vmap, {RULE_IDS[rule]}")
+    rounds = np.asarray(expected.rounds)
+    # The pool runs at least Σ rounds / lanes rounds and at most the queue's serial length.
+    assert math.ceil(rounds.sum() / lanes) <= int(run.lane_rounds) <= int(rounds.sum())
+    assert fn._cache_size() == 1  # every rule, one compilation
+
+
+@pytest.mark.slow
+def test_pool_with_one_lane_is_the_serial_queue():
+    """One lane runs the problems one after the other: exactly Σ rounds rounds, same bits."""
+    keys, batch = problems("paper-like")
+    run = jax.device_get(pool_engine("paper-like", 4, 1)(keys, batch, jnp.int32(DORA)))
+    expected = engine_run("paper-like", 4, DORA)
+    assert_same_bits(run.result, expected, "one lane")
+    assert int(run.lane_rounds) == int(np.sum(expected.rounds))
+
+
+@pytest.mark.slow
+def test_pool_with_per_problem_budgets():
+    """Budgets 4 or 8 per problem in 8 slots: each row is the shared search at its budget."""
+    keys, batch = problems("paper-like")
+    budgets = jnp.asarray([4, 8] * (P_BATCH // 2), jnp.int32)
+    fn = pool_engine("paper-like", 8, 3, per_problem_budget=True)
+    for rule in (DVTS, DORA):
+        run = jax.device_get(fn(keys, batch, jnp.int32(rule), budgets))
+        for budget in (4, 8):
+            expected = jax.device_get(shared_engine("paper-like", 8)(keys, batch, rule, budget))
+            for i in np.flatnonzero(np.asarray(budgets) == budget):
+                assert_same_bits(row(run.result, i), row(expected, i), f"problem {i} N={budget}")
+
+
+def test_pool_rejects_a_bad_lane_count():
+    keys, batch = problems("paper-like")
+    world = S.SyntheticWorld(W.preset("paper-like"))
+    with pytest.raises(ValueError, match="lanes must be an integer >= 1"):
+        S.search_pool(keys, batch, world, _config(4), lanes=0)
+
+
 def _host_loop_equals_while_loop(loop) -> None:
     world = S.SyntheticWorld(W.preset("paper-like"))
     config = _config(4)

@@ -1,0 +1,294 @@
+"""Benchmark: the time to simulate the paper's Figure 3 grid at the paper's sample size.
+
+The grid: the nine fitted worlds (`paper-<model>-<dataset>`, `dora_jax.paper_worlds`) × five
+methods (temperature sampling, beam search, DVTS, REBASE, DORA) × N ∈ {16, 32, 64, 128, 256} ×
+2,500 problem-seeds (the paper's Fig. 3 sample size). With --problems M < 2500 it runs M
+problems per (world, method, N) and extrapolates the run time linearly to 2500 (compile time is
+paid once either way); the printout says so.
+
+How the grid is laid out (each choice can be switched off to measure what it brings):
+
+  worlds   a world's prior over p(root) (difficulty_a, difficulty_b) is read only when its
+           problems are drawn, so worlds that differ only there share one compiled search: their
+           problems are drawn each with its own world and searched together (--no-share-worlds:
+           one program per world);
+  methods  the five methods are one program per (world group, N), the method picked at run time
+           (a real branch, `search(..., rule=i)`; --per-method: one program each);
+  engine   `search_pool` (a pool of problem lanes refilled from the queue; --engine vmap:
+           `jax.vmap(search)`), in calls of at most --batch-slots problems × N slots.
+
+    python benchmarks/fig3_grid.py --problems 250        # a tenth, extrapolated
+    python benchmarks/fig3_grid.py --problems 20 --budgets 16 --methods rebase   # a smoke run
+
+Prints per (method, N) the run seconds (measured and extrapolated), per N the compile seconds,
+and the total; with --json, one JSON record per (world, method, N) and a summary record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dora_jax import world as world_lib
+from dora_jax.paper_worlds import PAPER_WORLDS
+from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search, search_pool
+
+METHODS = ("temperature_sampling", "beam_search", "dvts", "rebase", "dora")
+BUDGETS = (16, 32, 64, 128, 256)
+PAPER_PROBLEMS = 2500  # the paper's problem-seeds per Fig. 3 cell
+LANE_FRACTION = 8  # the pool's lanes: 1/8 of a call's problems (as benchmarks/floor.py)
+# Fields read only by `world.sample_problem`: worlds differing only here share a search.
+PRIOR_FIELDS = ("difficulty_a", "difficulty_b")
+
+
+def search_world(config: world_lib.WorldConfig) -> world_lib.WorldConfig:
+    """The world with its prior over p(root) reset: what the search itself reads."""
+    default = world_lib.WorldConfig()
+    return dataclasses.replace(config, **{f: getattr(default, f) for f in PRIOR_FIELDS})
+
+
+def groups(worlds: list[str], share: bool) -> dict[world_lib.WorldConfig, list[str]]:
+    """Worlds keyed by the search they need (one key per world unless `share`)."""
+    out: dict[world_lib.WorldConfig, list[str]] = {}
+    for name in worlds:
+        config = world_lib.preset(name)
+        key = search_world(config) if share else config
+        out.setdefault(key, []).append(name)
+    return out
+
+
+def compile_program(config, methods, budget, batch, lanes, engine):
+    """One program for (search world, N, methods): (keys, problems, rule index) → results."""
+    world = SyntheticWorld(config)
+    search_config = SearchConfig(budget, tuple(Rule.make(m) for m in methods))
+    if engine == "pool":
+
+        def fn(keys, problems, rule):
+            return search_pool(keys, problems, world, search_config, lanes=lanes, rule=rule)
+
+    else:
+
+        def fn(keys, problems, rule):
+            one = lambda k, p: search(k, p, world, search_config, rule=rule)  # noqa: E731
+            return jax.vmap(one)(keys, problems)
+
+    keys = jax.random.split(jax.random.key(0), batch)
+    problems = jax.vmap(world.sample_problem)(keys)
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(keys, problems, jnp.int32(0)).compile()
+    return compiled, time.perf_counter() - start
+
+
+def world_problems(name: str, index: int, count: int, seed: int):
+    """`count` (search keys, problems) of world `name`, the same for every method and N."""
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), index), (count, 2))
+    config = world_lib.preset(name)
+    problems = jax.jit(jax.vmap(lambda k: world_lib.sample_problem(k, config)))(keys[:, 0])
+    return keys[:, 1], problems
+
+
+def _take(tree, index):
+    return jax.tree.map(lambda x: x[index], tree)
+
+
+def main(args: argparse.Namespace) -> dict:
+    by_group = groups(args.worlds, args.share_worlds)
+    data = {
+        name: world_problems(name, i, args.problems, args.seed)
+        for i, name in enumerate(args.worlds)
+    }
+    scale = PAPER_PROBLEMS / args.problems
+    run_s: dict[tuple[str, int], float] = {}
+    compile_s: dict[int, float] = {}
+    records = []
+    util_alive = util_computed = steps = 0
+    start_all = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    for budget in args.budgets:
+        compile_s[budget] = 0.0
+        methods = [m for m in args.methods if budget >= Rule.make(m).min_budget]
+        for config, names in by_group.items():
+            keys = jnp.concatenate([data[n][0] for n in names])
+            problems = jax.tree.map(lambda *x: jnp.concatenate(x), *(data[n][1] for n in names))
+            total = keys.shape[0]
+            batch = min(total, max(1, args.batch_slots // budget))
+            calls = -(-total // batch)
+            padded = calls * batch  # pad with repeats of the first problems (results dropped)
+            index = jnp.arange(padded) % total
+            keys, problems = _take((keys, problems), index)
+            lanes = max(1, math.ceil(batch / LANE_FRACTION))
+            programs = [tuple(methods)] if not args.per_method else [(m,) for m in methods]
+            for program_methods in programs:
+                compiled, seconds = compile_program(
+                    config, program_methods, budget, batch, lanes, args.engine
+                )
+                compile_s[budget] += seconds
+                for rule, method in enumerate(program_methods):
+                    accuracy = []
+                    start = time.perf_counter()
+                    for c in range(calls):
+                        part = _take((keys, problems), slice(c * batch, (c + 1) * batch))
+                        out = jax.block_until_ready(compiled(*part, jnp.int32(rule)))
+                        result = out.result if args.engine == "pool" else out
+                        accuracy.append(np.asarray(result.accuracy))
+                        util_alive += int(jnp.sum(result.trace.active))
+                        steps += int(jnp.sum(result.ledger.rollouts[:total]))
+                        rounds = (
+                            int(out.lane_rounds) * lanes
+                            if args.engine == "pool"
+                            else int(jnp.max(result.rounds)) * batch
+                        )
+                        util_computed += rounds * budget
+                    seconds = time.perf_counter() - start
+                    run_s[method, budget] = run_s.get((method, budget), 0.0) + seconds
+                    acc = np.concatenate(accuracy)[:total]
+                    for i, name in enumerate(names):
+                        rows = acc[i * args.problems : (i + 1) * args.problems]
+                        records.append(
+                            {
+                                "world": name,
+                                "method": method,
+                                "N": budget,
+                                "problems": args.problems,
+                                "accuracy": float(rows.mean()),
+                            }
+                        )
+                        if args.json:
+                            print(json.dumps(records[-1]), flush=True)
+            if not args.json:
+                elapsed = time.perf_counter() - start_all
+                print(
+                    f"  N = {budget:>3}: {', '.join(names)} done ({elapsed:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    wall = time.perf_counter() - start_all
+    compile_total = sum(compile_s.values())
+    run_total = sum(run_s.values())
+    summary = {
+        "summary": True,
+        "worlds": len(args.worlds),
+        "world_groups": len(by_group),
+        "methods": list(args.methods),
+        "budgets": list(args.budgets),
+        "problems": args.problems,
+        "extrapolated_to": PAPER_PROBLEMS,
+        "engine": args.engine,
+        "share_worlds": args.share_worlds,
+        "per_method": args.per_method,
+        "compile_s": compile_total,
+        "compile_s_per_budget": {str(b): compile_s[b] for b in args.budgets},
+        "run_s_per_cell": {f"{m},{b}": seconds for (m, b), seconds in run_s.items()},
+        "run_s": run_total,
+        "run_s_extrapolated": run_total * scale,
+        "total_s_extrapolated": compile_total + run_total * scale,
+        "wall_s": wall,
+        "utilization": util_alive / max(util_computed, 1),
+        "rollout_steps": steps,
+        "rollout_steps_extrapolated": steps * scale,
+        "steps_per_s": steps / max(run_total, 1e-9),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return summary
+    print(
+        f"Figure 3 grid: {len(args.worlds)} worlds ({len(by_group)} compiled search worlds) × "
+        f"{len(args.methods)} methods × N ∈ {{{', '.join(map(str, args.budgets))}}}, "
+        f"{args.problems} problems per cell, run times extrapolated ×{scale:g} to {PAPER_PROBLEMS} "
+        f"(engine {args.engine}; jax {jax.__version__} on {jax.devices()[0].platform}, "
+        f"{os.cpu_count()} CPUs)"
+    )
+    print(
+        f"{'method':<22}" + "".join(f"{'N=' + str(b):>10}" for b in args.budgets) + f"{'all':>10}"
+    )
+    for method in args.methods:
+        cells = [run_s.get((method, b), 0.0) * scale for b in args.budgets]
+        print(f"{method:<22}" + "".join(f"{c:>10.1f}" for c in cells) + f"{sum(cells):>10.1f}")
+    print(
+        f"{'compile':<22}"
+        + "".join(f"{compile_s[b]:>10.1f}" for b in args.budgets)
+        + f"{compile_total:>10.1f}"
+    )
+    print(
+        f"total (extrapolated): {summary['total_s_extrapolated']:.0f} s = compile "
+        f"{compile_total:.0f} s + run {run_total:.1f} s measured × {scale:g}; "
+        f"utilization {summary['utilization']:.2f}; wall {wall:.0f} s; load "
+        "{:.1f}→{:.1f}".format(*summary["load_average"])
+    )
+    print(
+        f"rollout-steps: {steps:,} measured, {steps * scale:,.0f} extrapolated; "
+        f"{summary['steps_per_s']:,.0f} steps/s over the run"
+    )
+    return summary
+
+
+def _list(choices):
+    def parse(text: str) -> list[str]:
+        values = text.split(",")
+        bad = [v for v in values if v not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"unknown {bad[0]!r}; choose from {', '.join(choices)}"
+            )
+        return values
+
+    return parse
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return values
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", type=int, default=PAPER_PROBLEMS, help="per cell (2500)")
+    parser.add_argument("--worlds", type=_list(tuple(PAPER_WORLDS)), default=list(PAPER_WORLDS))
+    parser.add_argument("--methods", type=_list(METHODS), default=list(METHODS))
+    parser.add_argument("--budgets", type=_ints, default=list(BUDGETS))
+    parser.add_argument("--engine", choices=("pool", "vmap"), default="pool")
+    parser.add_argument(
+        "--no-share-worlds",
+        dest="share_worlds",
+        action="store_false",
+        help="one program per world (not per search world)",
+    )
+    parser.add_argument("--per-method", action="store_true", help="one program per method")
+    parser.add_argument(
+        "--batch-slots", type=int, default=1 << 19, help="at most problems × N slots per call"
+    )
+    parser.add_argument(
+        "--cache-dir", default=None, help="JAX's persistent compilation cache (default: none)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="one JSON record per line")
+    args = parser.parse_args(argv)
+    if args.problems < 1 or args.batch_slots < 1:
+        parser.error("--problems and --batch-slots must be >= 1")
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    if arguments.cache_dir:
+        jax.config.update("jax_compilation_cache_dir", arguments.cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    main(arguments)
