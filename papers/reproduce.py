@@ -162,12 +162,12 @@ class Settings:
 
     def table1_settings(self) -> dict[str, Any]:
         from dora_jax.search import MAX_ROUNDS
-        from dora_jax.world import preset
+        from dora_jax.world import describe, preset
 
         rebase, dora = TABLE1_BUDGETS
         return {
             "world": WORLD,
-            "world_config": _jsonable(dataclasses.asdict(preset(WORLD))),
+            "world_config": _jsonable(describe(preset(WORLD))),
             # Table 1 runs one key over P × S problems (its searches are paired by construction).
             "problems": self.problems * self.seeds,
             "key": 0,
