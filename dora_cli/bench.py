@@ -123,11 +123,8 @@ def bench(
     total_finish: TotalFinishOption = None,
 ) -> None:
     """The search on MATH500 / AIME: simulated or with a real model stack; resumable."""
-    from backends import datasets
     from simulations import bench as bench_lib
-    from simulations import calibrate as calibrate_lib
     from simulations import recipe as recipe_lib
-    from simulations import spec as spec_lib
 
     if backend not in BACKENDS:
         fail(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
@@ -180,6 +177,51 @@ def bench(
         rec = recipe_lib.load(recipe)
     except recipe_lib.RecipeError as error:
         fail(str(error))
+    spec = build_spec(
+        backend,
+        rec,
+        flags,
+        data_dir=data_dir,
+        bank=bank,
+        on_miss=on_miss,
+        kappa_from=kappa_from,
+        adaptive=adaptive,
+    )
+    if not fresh:
+        try:
+            bench_lib.check(spec, out)  # before a model loads
+        except bench_lib.BenchError as error:
+            fail(str(error))
+    make_world, text_backend = _text_world(backend, rec, record, bank, on_miss)
+    done, moved = bench_lib.prepare(spec, out, fresh=fresh)
+    if moved is not None:
+        typer.echo(f"moved the previous run's files to {moved}", err=True)
+    if done:
+        typer.echo(f"resumed: {done} of {len(spec.units()) * len(spec.problems)} done", err=True)
+    _run(spec, out, make_world, rec, plots=plots, as_json=as_json, text_backend=text_backend)
+
+
+def build_spec(
+    backend: str,
+    rec,
+    flags: dict[str, object],
+    *,
+    data_dir: Path | None = None,
+    bank: Path | None = None,
+    on_miss: str = "error",
+    kappa_from: Path | None = None,
+    adaptive=None,
+    model_sizes=None,
+):
+    """The `simulations.bench.BenchSpec` of a run: the command line's `flags` over the recipe's
+    [search] over the paper's defaults; every mistake is one line (exit 2) before any work.
+    `model_sizes` (default: the recipe's [models]) prices the tokens. `dora paper` builds its
+    text-backend runs here too."""
+    from backends import datasets
+    from simulations import bench as bench_lib
+    from simulations import calibrate as calibrate_lib
+    from simulations import spec as spec_lib
+
     settings = {**rec.search, **flags}  # the command line over the recipe's [search]
     count = settings.get("seeds", 1)
     if not isinstance(count, int) or count < 1:
@@ -219,24 +261,13 @@ def bench(
             world=rec.world,
             max_rounds=settings.get("max_rounds", 40),
             batch_size=settings.get("batch_size"),
-            model_sizes=rec.models,
+            model_sizes=rec.models if model_sizes is None else model_sizes,
             backend_settings=_backend_settings(backend, rec, bank, on_miss),
             adaptive=adaptive,
         )
     except bench_lib.BenchError as error:
         fail(str(error))
-    if not fresh:
-        try:
-            bench_lib.check(spec, out)  # before a model loads
-        except bench_lib.BenchError as error:
-            fail(str(error))
-    make_world, text_backend = _text_world(backend, rec, record, bank, on_miss)
-    done, moved = bench_lib.prepare(spec, out, fresh=fresh)
-    if moved is not None:
-        typer.echo(f"moved the previous run's files to {moved}", err=True)
-    if done:
-        typer.echo(f"resumed: {done} of {len(spec.units()) * len(spec.problems)} done", err=True)
-    _run(spec, out, make_world, rec, plots=plots, as_json=as_json, text_backend=text_backend)
+    return spec
 
 
 def _backend_settings(backend: str, rec, bank: Path | None, on_miss: str) -> dict[str, object]:
@@ -374,23 +405,22 @@ def _counters(held: list[object]) -> dict[str, int]:
     return out
 
 
-def _run(
-    spec, out: Path, make_world, rec, *, plots: bool, as_json: bool, text_backend=None
-) -> None:
+def execute(spec, out: Path, make_world, *, label: str) -> list[dict]:
+    """`simulations.bench.run` with a progress bar; a bank miss or a failed model stack is one
+    line (the finished problems stay in `out`, and the same command resumes). `dora paper`'s
+    text-backend runs go through here too."""
     from backends.bank import BankMiss
     from simulations import bench as bench_lib
-    from simulations import report
 
     total = len(spec.units()) * len(spec.problems)
-    start = time.perf_counter()
     try:
         with progress_bar() as bar:
-            task = bar.add_task(f"bench ({spec.backend})", total=total)
-            records = bench_lib.run(
+            task = bar.add_task(label, total=total)
+            return bench_lib.run(
                 spec,
                 out,
                 make_world=make_world,
-                progress=lambda label, n: bar.update(task, advance=n, description=label),
+                progress=lambda text, n: bar.update(task, advance=n, description=text),
             )
     except (bench_lib.BenchError, BankMiss) as error:
         # A replay's miss: the finished problems are on disk; --on-miss picks another answer.
@@ -404,6 +434,16 @@ def _run(
             f"the run stopped ({type(error).__name__}: {lines[-1] if lines else ''}); finished "
             f"problems are in {out / 'results.jsonl'}: rerun the same command to resume"
         ) from None
+
+
+def _run(
+    spec, out: Path, make_world, rec, *, plots: bool, as_json: bool, text_backend=None
+) -> None:
+    from simulations import bench as bench_lib
+    from simulations import report
+
+    start = time.perf_counter()
+    records = execute(spec, out, make_world, label=f"bench ({spec.backend})")
     elapsed = time.perf_counter() - start
     rows = report.summarize(records)
     dataset = spec.problems[0].dataset

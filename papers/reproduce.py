@@ -1,28 +1,36 @@
-"""`dora paper`'s work: run (or reuse) the synthetic searches, then set them beside the paper.
+"""`dora paper`'s work: run (or reuse) the searches, then set them beside the paper.
 
 Three parts, each judged with `papers.compare` against the paper's numbers (`papers.data`):
 
-- fig3: the five methods of Fig. 3 (p.7) × budgets N on the synthetic world, summarised by
-  `simulations.report.summarize` (accuracy with its 95% cluster-bootstrap interval) and compared
-  with Fig. 3's Llama-3.2-1B / MATH500 cell (Table 1's setting), on the world fitted to that
-  cell's baseline curves (`papers.fit`, preset paper-llama-1b-math500; DORA held out).
-- fig4: the SAME records split by difficulty level (Fig. 4, p.9). A problem's difficulty in the
-  world is its p(root) ~ Beta(difficulty_a, difficulty_b) (`dora_jax.world.sample_problem`), a
-  per-problem knob. Levels are modelled as difficulty strata: the P problems of each seed are
-  ranked by p(root) and split, easiest first, into five groups in MATH500's level proportions
-  43 : 90 : 105 : 128 : 134 (level 1 = the highest p(root)). This sorts perfectly by difficulty,
-  which MATH's human-assigned levels do not, so our levels are more separated than the paper's.
-- table1: `papers.table1.table1` (REBASE@256 vs DORA@64 on the same problems, FLOPs from the
-  ledger's counted tokens, latency under its stated model).
+- fig3: the five methods of Fig. 3 (p.7) × budgets N. On the synthetic backend every cell
+  (policy model × dataset) of Fig. 3 runs in its OWN world, the one fitted to that cell's
+  baseline curves (`papers.fit`, presets paper-<model>-<dataset>; DORA held out), so each cell's
+  curves are compared with the paper's curves of the same cell. On a text backend (vllm, replay)
+  the run covers the one cell its policy and dataset stand for (`HostCell`).
+- fig4: the SAME records split by difficulty level (Fig. 4, p.9; MATH500 cells only). On a text
+  backend the level is MATH500's own (the dataset's `level` field). On the synthetic backend a
+  problem's difficulty is its p(root) ~ Beta(difficulty_a, difficulty_b)
+  (`dora_jax.world.sample_problem`), and levels are modelled as difficulty strata: the P problems
+  of each seed are ranked by p(root) and split, easiest first, into five groups in MATH500's
+  level proportions 43 : 90 : 105 : 128 : 134 (level 1 = the highest p(root)). This sorts
+  perfectly by difficulty, which MATH's human-assigned levels do not, so our levels are more
+  separated than the paper's.
+- table1: on the synthetic backend `papers.table1.table1` (REBASE@256 vs DORA@64 on the same
+  problems, FLOPs from the ledger's counted tokens, latency under its stated model) in Table 1's
+  cell's world; on a text backend the same two searches read from the fig3 run's records
+  (`table1_from_records`: counted FLOPs, measured wall-clock seconds).
 
-Reuse: each run's records live in `out/<run>/` beside a `settings.json` written last. A rerun
-with the same settings reads them instead of searching; a folder that holds other settings is
-refused (`SettingsMismatch`, one line) before any work.
+Reuse: each run's records live in a folder of `out` beside the settings that made them
+(synthetic: `out/search/<cell>/settings.json`, written last; text backends: the bench's
+`run.json`, `simulations.bench`). A rerun with the same settings reads them instead of
+searching; a folder that holds other settings is refused (`SettingsMismatch`, one line) before
+any work, so records of two settings never mix.
 
-Pass rate (Fig. 3b, the share of all final rollouts that are correct) has no per-problem
-outcomes in the runner's records, only per-seed means and standard errors, so its interval is
-the normal one, mean ± 1.96·SE with SE = sqrt(Σ SE_s²)/S over seeds (the accuracy's interval is
-`simulations.report`'s bootstrap).
+Pass rate (Fig. 3b, the share of all final rollouts that are correct): the synthetic runner's
+records hold per-seed means and standard errors, so its interval is the normal one, mean ±
+1.96·SE with SE = sqrt(Σ SE_s²)/S over seeds; a text backend's per-problem records give mean ±
+1.96·sd/√P over problems (each problem's mean over seeds). The accuracy's interval is
+`simulations.report`'s cluster bootstrap in both.
 """
 
 from __future__ import annotations
@@ -43,8 +51,10 @@ from papers import compare, data, fit
 
 Z95 = 1.959963984540054
 PARTS = ("fig3", "fig4", "table1")
-# The paper cell our synthetic world stands for (Table 1's setting).
+# Table 1's cell (Llama-3.2-1B on MATH500).
 MODEL, DATASET = compare.TABLE1_SETTING
+# Every cell of Fig. 3, (model, dataset), MATH500 first.
+CELLS: tuple[tuple[str, str], ...] = tuple(fit.cells())
 # Table 1's pairing (REBASE's N, DORA's N); a module constant so that tests can shrink it.
 TABLE1_BUDGETS = (256, 64)
 DEFAULT_PROBLEMS = 100
@@ -54,24 +64,67 @@ LEVELS_HOW = (
     "first, in MATH500's proportions 43:90:105:128:134 (a perfect sort by difficulty; MATH's "
     "human-assigned levels are noisier, so ours are more separated)"
 )
-# The world: the one fitted to this cell's baseline curves (`papers.fit`, preset
-# paper-llama-1b-math500; DORA held out), or paper-like where the fitted presets are absent.
-WORLD = (
-    f"paper-{fit.SHORT_MODEL[MODEL]}-{DATASET}"
-    if f"paper-{fit.SHORT_MODEL[MODEL]}-{DATASET}" in PAPER_WORLDS
-    else "paper-like"
-)
-WORLD_NOTE = f"the synthetic world {WORLD!r} stands for {MODEL} on {DATASET}" + (
-    "; it is fitted to the paper's baseline curves of that cell (python -m papers.fit), "
-    "DORA held out"
-    if WORLD != "paper-like"
-    else "; it is not fitted to the paper, so levels differ and shapes and orderings are "
-    "what compare"
-)
+LEVELS_HOW_HOST = "levels are MATH500's own (each problem's `level` field)"
 
 
 class SettingsMismatch(ValueError):
-    """--out holds a run with other settings (one line)."""
+    """--out holds a run with other settings, or bad settings (one line)."""
+
+
+def cell_name(cell: tuple[str, str]) -> str:
+    """`llama-1b-math500` for ("llama-3.2-1b", "math500"): the preset's name without `paper-`."""
+    return fit.preset_name(*cell).removeprefix("paper-")
+
+
+def parse_cells(text: str) -> tuple[tuple[str, str], ...]:
+    """Comma-separated cell names (`cell_name`) as cells, in Fig. 3's order; one-line
+    SettingsMismatch on an unknown or repeated name."""
+    names = {cell_name(c): c for c in CELLS}
+    asked = [t.strip() for t in text.split(",") if t.strip()]
+    if not asked:
+        raise SettingsMismatch("--cells is empty; give e.g. llama-1b-math500")
+    for name in asked:
+        if name not in names:
+            raise SettingsMismatch(f"unknown cell {name!r}; cells: {', '.join(names)}")
+        if asked.count(name) > 1:
+            raise SettingsMismatch(f"--cells repeats {name}; give each once")
+    return tuple(c for c in CELLS if cell_name(c) in asked)
+
+
+def world_of(cell: tuple[str, str]) -> str:
+    """The cell's fitted world preset (`papers.fit`), or paper-like where it is absent."""
+    name = fit.preset_name(*cell)
+    return name if name in PAPER_WORLDS else "paper-like"
+
+
+def world_note(cell: tuple[str, str]) -> str:
+    world = world_of(cell)
+    how = (
+        "fitted to the paper's baseline curves of that cell (python -m papers.fit), DORA held out"
+        if world != "paper-like"
+        else "not fitted to the paper, so levels differ and shapes and orderings are what compare"
+    )
+    return f"the synthetic world {world!r} stands for {cell[0]} on {cell[1]}; it is {how}"
+
+
+# How the paper's models are named in a policy's name or path (lower case).
+POLICY_NAMES = {
+    "llama-3.2-1b": "llama-3.2-1b",
+    "llama-3.2-3b": "llama-3.2-3b",
+    "qwen2.5-1.5b": "qwen2.5-1.5b",
+}
+
+
+def model_of_policy(policy: str) -> str | None:
+    """The paper's model a policy (a hub id or a path) is, from its name; None if none is."""
+    name = Path(policy).name.lower()
+    found = [model for key, model in POLICY_NAMES.items() if key in name]
+    return found[0] if len(found) == 1 else None
+
+
+# The world of Table 1's cell (kept for the notes that name it).
+WORLD = world_of((MODEL, DATASET))
+WORLD_NOTE = world_note((MODEL, DATASET))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,30 +135,39 @@ class Settings:
     seeds: int = DEFAULT_SEEDS
     budgets: tuple[int, ...] = data.BUDGETS
     max_rounds: int | None = None  # None: the engine's T_max
+    cells: tuple[tuple[str, str], ...] = CELLS
 
-    def search_spec(self):
-        """The `simulations.spec.ExperimentSpec` of the fig3/fig4 run."""
+    def search_spec(self, cell: tuple[str, str] = (MODEL, DATASET)):
+        """The `simulations.spec.ExperimentSpec` of one cell's fig3/fig4 run (its own world)."""
         from dora_jax.search import MAX_ROUNDS
         from simulations import spec as spec_lib
 
         return spec_lib.build_spec(
-            world=WORLD,
+            world=world_of(cell),
             methods=list(data.METHODS),
             budgets=list(self.budgets),
             problems=self.problems,
             seeds=self.seeds,
             max_rounds=self.max_rounds or MAX_ROUNDS,
-            policy=MODEL,
+            policy=cell[0],
         )
+
+    def search_cells(self, parts: Sequence[str]) -> tuple[tuple[str, str], ...]:
+        """The cells `parts` need: fig3 all of `cells`, fig4 their MATH500 ones."""
+        if "fig3" in parts:
+            return self.cells
+        if "fig4" in parts:
+            return tuple(c for c in self.cells if c[1] == "math500")
+        return ()
 
     def table1_settings(self) -> dict[str, Any]:
         from dora_jax.search import MAX_ROUNDS
-        from dora_jax.world import preset
+        from dora_jax.world import describe, preset
 
         rebase, dora = TABLE1_BUDGETS
         return {
             "world": WORLD,
-            "world_config": _jsonable(dataclasses.asdict(preset(WORLD))),
+            "world_config": _jsonable(describe(preset(WORLD))),
             # Table 1 runs one key over P × S problems (its searches are paired by construction).
             "problems": self.problems * self.seeds,
             "key": 0,
@@ -156,16 +218,33 @@ def _folder_state(folder: Path, settings: dict[str, Any], name: str) -> bool:
     )
 
 
+def search_folder(out: Path, cell: tuple[str, str]) -> Path:
+    return out / "search" / cell_name(cell)
+
+
 def plan(parts: Sequence[str], settings: Settings, out: Path) -> dict[str, bool]:
     """Which runs are needed and whether each is already finished in `out` (checked, no work).
 
-    Returns {"search": reusable, "table1": reusable} for the runs `parts` need; raises
-    SettingsMismatch (one line) when `out` holds a run of other settings.
+    Returns {"search/<cell>": reusable, …, "table1": reusable} for the runs `parts` need; raises
+    SettingsMismatch (one line) when `out` holds a run of other settings, or a run of the older
+    layout (one world for every cell, `out/search/settings.json`), which cannot be split by cell.
     """
     runs: dict[str, bool] = {}
-    if {"fig3", "fig4"} & set(parts):
-        runs["search"] = _folder_state(
-            out / "search", _jsonable(settings.search_spec().describe()), "fig3/fig4 search"
+    cells = settings.search_cells(parts)
+    if "fig4" in parts and not any(c[1] == "math500" for c in cells):
+        raise SettingsMismatch(
+            "fig4 is MATH500 only; --cells names no math500 cell (e.g. llama-1b-math500)"
+        )
+    if cells and (out / "search" / "settings.json").exists():
+        raise SettingsMismatch(
+            f"{out / 'search'} holds a fig3/fig4 run of an older layout (one world for every "
+            "cell); give another --out"
+        )
+    for cell in cells:
+        runs[f"search/{cell_name(cell)}"] = _folder_state(
+            search_folder(out, cell),
+            _jsonable(settings.search_spec(cell).describe()),
+            f"fig3/fig4 search of {cell_name(cell)}",
         )
     if "table1" in parts:
         runs["table1"] = _folder_state(out / "table1", settings.table1_settings(), "table1")
@@ -176,15 +255,20 @@ def plan(parts: Sequence[str], settings: Settings, out: Path) -> dict[str, bool]
 
 
 def search_records(
-    settings: Settings, out: Path, *, progress: Callable[[str], None] | None = None
+    settings: Settings,
+    out: Path,
+    cell: tuple[str, str] = (MODEL, DATASET),
+    *,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[list[dict[str, Any]], bool, float]:
-    """(records, reused, seconds) of the fig3/fig4 search, run or read from `out/search`."""
+    """(records, reused, seconds) of one cell's fig3/fig4 search in its own world, run or read
+    from `out/search/<cell>`."""
     from simulations import report, runner
 
-    spec = settings.search_spec()
+    spec = settings.search_spec(cell)
     described = _jsonable(spec.describe())
-    folder = out / "search"
-    if _folder_state(folder, described, "fig3/fig4 search"):
+    folder = search_folder(out, cell)
+    if _folder_state(folder, described, f"fig3/fig4 search of {cell_name(cell)}"):
         return read_jsonl(folder / "results.jsonl"), True, 0.0
     start = time.perf_counter()
     records = runner.run(spec, progress=progress)
@@ -195,7 +279,7 @@ def search_records(
         folder,
         report.summarize(records),
         records,
-        title=f"world: {WORLD}",
+        title=f"{cell[0]}, {cell[1]}: world {spec.world_name}",
         plots=False,
         meta={"spec": described, "seconds": seconds},
     )
@@ -204,16 +288,28 @@ def search_records(
 
 
 def _pass_rate(records: Sequence[dict[str, Any]]) -> tuple[float, float, float]:
-    """Pooled correct_fraction (percent) with mean ± 1.96·SE over seeds (module docstring)."""
-    means = np.asarray([r["correct_fraction"] for r in records], np.float64)
-    ses = np.asarray([r["correct_fraction_se"] for r in records], np.float64)
-    mean = float(means.mean())
-    half = Z95 * float(np.sqrt(np.sum(ses**2))) / len(means)
+    """Pooled correct_fraction (percent) with its 95% interval (module docstring)."""
+    if records and "problem" in records[0]:  # a text backend's per-problem records
+        per_problem: dict[str, list[float]] = {}
+        for r in records:
+            per_problem.setdefault(r["problem"], []).append(float(r["correct_fraction"]))
+        values = np.asarray([np.mean(v) for v in per_problem.values()], np.float64)
+        mean = float(values.mean())
+        sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        half = Z95 * sd / math.sqrt(len(values))
+    else:
+        means = np.asarray([r["correct_fraction"] for r in records], np.float64)
+        ses = np.asarray([r["correct_fraction_se"] for r in records], np.float64)
+        mean = float(means.mean())
+        half = Z95 * float(np.sqrt(np.sum(ses**2))) / len(means)
     return 100 * mean, 100 * max(0.0, mean - half), 100 * min(1.0, mean + half)
 
 
-def fig3_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`papers.compare` rows (percent) of the search: accuracy from `simulations.report`."""
+def fig3_rows(
+    records: Sequence[dict[str, Any]], cell: tuple[str, str] = (MODEL, DATASET)
+) -> list[dict[str, Any]]:
+    """`papers.compare` rows (percent) of one cell's search: accuracy from `simulations.report`
+    (either grain: the runner's per-seed records or the bench's per-problem ones)."""
     from simulations import report
 
     out = []
@@ -224,8 +320,8 @@ def fig3_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         accuracy = 100 * row["accuracy"]
         out.append(
             {
-                "model": MODEL,
-                "dataset": DATASET,
+                "model": cell[0],
+                "dataset": cell[1],
                 "method": row["method"],
                 "budget": row["budget"],
                 "accuracy": accuracy,
@@ -261,12 +357,14 @@ def level_split(p_root: np.ndarray) -> np.ndarray:
     return levels
 
 
-def level_records(settings: Settings, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The search's outcomes one per (problem, method, N, seed) with the problem's level, at the
-    per-problem grain `simulations.report.by_level` reads (problem id: "seed:index")."""
+def level_records(
+    settings: Settings, records: Sequence[dict[str, Any]], cell: tuple[str, str] = (MODEL, DATASET)
+) -> list[dict[str, Any]]:
+    """One cell's synthetic outcomes one per (problem, method, N, seed) with the problem's level,
+    at the per-problem grain `simulations.report.by_level` reads (problem id: "seed:index")."""
     from simulations import runner
 
-    spec = settings.search_spec()
+    spec = settings.search_spec(cell)
     levels: dict[int, np.ndarray] = {}
     out = []
     for r in records:
@@ -291,18 +389,19 @@ def level_records(settings: Settings, records: Sequence[dict[str, Any]]) -> list
     return out
 
 
-def fig4_rows(settings: Settings, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`papers.compare` rows per level (percent), from `simulations.report.by_level`."""
+def level_rows(leveled: Sequence[dict[str, Any]], model: str = MODEL) -> list[dict[str, Any]]:
+    """`papers.compare` rows per level (percent) of one MATH500 cell, from
+    `simulations.report.by_level` on per-problem records that carry a level."""
     from simulations import report
 
     out = []
-    for row in report.by_level(level_records(settings, records)):
+    for row in report.by_level(leveled):
         low, high = row["accuracy_ci95"]
         accuracy = 100 * row["accuracy"]
         out.append(
             {
-                "model": MODEL,
-                "dataset": DATASET,
+                "model": model,
+                "dataset": "math500",
                 "level": row["level"],
                 "method": row["method"],
                 "budget": row["budget"],
@@ -313,6 +412,13 @@ def fig4_rows(settings: Settings, records: Sequence[dict[str, Any]]) -> list[dic
             }
         )
     return out
+
+
+def fig4_rows(
+    settings: Settings, records: Sequence[dict[str, Any]], cell: tuple[str, str] = (MODEL, DATASET)
+) -> list[dict[str, Any]]:
+    """`papers.compare` rows per level (percent) of one synthetic MATH500 cell."""
+    return level_rows(level_records(settings, records, cell), cell[0])
 
 
 # --- table 1 -------------------------------------------------------------------------------

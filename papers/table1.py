@@ -24,7 +24,9 @@ measurement.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -188,6 +190,96 @@ def table1(
         "problems": problems,
         "policy": policy,
         "latency_model": dataclasses.asdict(latency_model),
+        "methods": methods,
+        "rows": rows,
+    }
+
+
+def _per_problem(groups: Sequence[Sequence[dict[str, Any]]], value) -> np.ndarray:
+    """[P] each problem's mean of `value(record)` over its records (its seeds)."""
+    return np.asarray([np.mean([value(r) for r in rs]) for rs in groups], np.float64)
+
+
+MEASURED_LATENCY = (
+    "measured: wall-clock seconds per problem of the batched search (a batch's time over its "
+    "problems), not Table 1's one problem at a time"
+)
+
+
+def from_records(
+    records: Sequence[dict[str, Any]],
+    *,
+    rebase_budget: int = PAPER_BUDGETS["rebase"],
+    dora_budget: int = PAPER_BUDGETS["dora"],
+    model: str = "llama-3.2-1b",
+    dataset: str = "math500",
+) -> dict[str, Any]:
+    """Table 1 from a text backend's per-problem records (`simulations.bench`): the same keys as
+    `table1`, FLOPs from the records' counted tokens, latency measured (`MEASURED_LATENCY`).
+
+    Each problem's values are its means over seeds; intervals are over problems. Raises
+    ValueError (one line) when the records lack REBASE@rebase_budget or DORA@dora_budget.
+    """
+    methods: dict[str, dict[str, Any]] = {}
+    for method, budget in (("rebase", rebase_budget), ("dora", dora_budget)):
+        mine = [r for r in records if (r["method"], r["budget"]) == (method, budget)]
+        if not mine:
+            raise ValueError(f"table1 needs {method}@{budget} among the run's records")
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in mine:
+            groups.setdefault(r["problem"], []).append(r)
+        per_problem = functools.partial(_per_problem, list(groups.values()))
+        mean, low, high = _mean_ci(100.0 * per_problem(lambda r: r["accuracy"]))
+        flops = {k: per_problem(lambda r, k=k: r["flops"][k]) for k in mine[0]["flops"]}
+        seconds = _mean_ci(per_problem(lambda r: r["wall_s"]))
+        methods[method] = {
+            "budget": budget,
+            "accuracy": mean,
+            "accuracy_lo": max(0.0, low),
+            "accuracy_hi": min(100.0, high),
+            "rollouts": float(per_problem(lambda r: r["rollouts"]).mean()),
+            "rounds": float(per_problem(lambda r: r["rounds"]).mean()),
+            "tokens": {
+                name: float(per_problem(lambda r, k=key: r["tokens"][k]).mean())
+                for name, key in (
+                    ("policy", "policy"),
+                    ("prm_cached", "prm_cached"),
+                    ("embedding", "embedding"),
+                )
+            },
+            "flops": {k: float(v.mean()) for k, v in flops.items()},
+            "flops_total_ci95": _mean_ci(flops["total"])[1:],
+            "latency_s": seconds[0],
+            "latency_ci95": seconds[1:],
+        }
+    rebase, dora = methods["rebase"], methods["dora"]
+    rows = [
+        {
+            "model": model,
+            "dataset": dataset,
+            "method": m,
+            "budget": v["budget"],
+            "accuracy": v["accuracy"],
+            "lo": min(v["accuracy_lo"], v["accuracy"]),
+            "hi": max(v["accuracy_hi"], v["accuracy"]),
+            "flops": v["flops"]["total"],
+            "flops_lo": v["flops_total_ci95"][0],
+            "flops_hi": v["flops_total_ci95"][1],
+            "latency": v["latency_s"],
+            "latency_lo": v["latency_ci95"][0],
+            "latency_hi": v["latency_ci95"][1],
+        }
+        for m, v in methods.items()
+    ]
+    return {
+        "flops_ratio": rebase["flops"]["total"] / dora["flops"]["total"],
+        "paper_flops_ratio": data.PAPER_FLOPS_RATIO,
+        "latency_ratio": rebase["latency_s"] / dora["latency_s"],
+        "paper_latency_ratio": data.PAPER_LATENCY_RATIO,
+        "world": None,
+        "problems": len({r["problem"] for r in records}),
+        "policy": model,
+        "latency_model": MEASURED_LATENCY,
         "methods": methods,
         "rows": rows,
     }

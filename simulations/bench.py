@@ -152,7 +152,7 @@ def fingerprint(spec: BenchSpec) -> dict[str, Any]:
             "budgets": list(spec.budgets),
             "seeds": list(spec.seeds),
             "max_rounds": spec.max_rounds,
-            "world": dataclasses.asdict(spec.world) if spec.backend == "sim" else None,
+            "world": world_lib.describe(spec.world) if spec.backend == "sim" else None,
             "backend_settings": spec.backend_settings,
             "model_sizes": dataclasses.asdict(spec.model_sizes),
             **(

@@ -96,7 +96,7 @@ class ExperimentSpec:
     def describe(self) -> dict[str, Any]:
         world = {
             k: (v if not (isinstance(v, float) and math.isinf(v)) else "inf")
-            for k, v in dataclasses.asdict(self.world).items()
+            for k, v in world_lib.describe(self.world).items()
         }
         return {
             "world": self.world_name,

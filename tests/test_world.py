@@ -1,8 +1,8 @@
 """Tests of the synthetic reasoning-tree world (dora_jax.world).
 
 Statistical checks: every Monte Carlo comparison asserts |mc − exact| < K·SE with
-K = K_SIGMA = 5, whose two-sided normal tail is 5.7e-7 per comparison; the file makes 39 such
-comparisons, so a correct world fails a run with probability ≤ 2.2e-5. The three KS tests (the
+K = K_SIGMA = 5, whose two-sided normal tail is 5.7e-7 per comparison; the file makes 42 such
+comparisons, so a correct world fails a run with probability ≤ 2.4e-5. The three KS tests (the
 difficulty prior, the hash's uniforms) use the threshold KS_ALPHA = 1e-6 each. The keys are fixed,
 so a given version passes or fails deterministically.
 
@@ -638,3 +638,71 @@ def test_final_round_finishes_every_path_with_the_right_success_rate():
     assert np.asarray(step.tokens).mean() > 3 * np.asarray(normal.tokens).mean()
     assert not np.asarray(normal.finished).any()
     assert (np.asarray(normal.answer) == -1).all()  # an unfinished step reports no answer
+
+
+# ------------------------------------------------------------------------------------------
+# PRM traps (trap_rate > 0)
+
+# Traps on but (almost) never drawn: P(a trap among the 3·P·N nodes below) ≈ 1.2e-8.
+RARE_TRAPS = dataclasses.replace(BASE, trap_rate=1e-12)
+TRAPS = dataclasses.replace(IND, trap_rate=0.3)
+
+
+def test_trap_uniforms_come_after_every_other_field():
+    """A node's other fields read the same words with traps on (the slow test below checks the
+    draws themselves)."""
+    off, size_off = W._node_layout(BASE)
+    on, size_on = W._node_layout(RARE_TRAPS)
+    assert {k: v for k, v in on.items() if k in off} == off
+    assert (
+        set(on) - set(off) == {"trap", "trap_w"}
+        and min(on["trap"].start, on["trap_w"].start) == size_off
+    )
+    assert size_on > size_off
+
+
+@pytest.mark.slow
+def test_traps_off_draw_nothing_more():
+    """The trap knobs' uniforms come after every other field of a node, so a world with traps
+    that never fire reads the same draws as the world without them: three rounds agree bit for
+    bit (the world without traps compiles the trap code out altogether). `describe` leaves the
+    knobs out while they are off."""
+    rows = []
+    for config in (BASE, RARE_TRAPS):
+        batch, slots = start(jax.random.key(41), config)
+        out = []
+        for r in range(3):
+            slots, step = expand_batch(jax.random.key(42 + r), config, batch, slots, final=r == 2)
+            out.append(jax.tree.map(np.asarray, (slots, step)))
+        rows.append(out)
+    for a, b in zip(*rows, strict=True):
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert "trap_rate" not in W.describe(BASE) and W.describe(TRAPS)["trap_rate"] == 0.3
+    assert W.describe(BASE) == {
+        k: v for k, v in dataclasses.asdict(BASE).items() if not k.startswith("trap_")
+    }
+
+
+@pytest.mark.slow
+def test_trap_subtrees_are_hopeless_attractive_and_of_one_answer():
+    """A child is a trap w.p. trap_rate (p = 0, PRM score of mean trap_score); a trap's children
+    are traps with its label; its completions all give that wrong answer."""
+    batch, roots = start(jax.random.key(43), TRAPS, 0.5)
+    first, _ = expand_batch(jax.random.key(44), TRAPS, batch, roots)
+    trap = np.asarray(first.p) == 0.0
+    assert_close_mc(trap, TRAPS.trap_rate, "P(child is a trap)")
+    assert_close_mc(np.asarray(first.w)[trap], TRAPS.trap_score, "mean PRM score of a trap")
+    second, _ = expand_batch(jax.random.key(45), TRAPS, batch, first)
+    below = np.asarray(second.p) == 0.0
+    assert below[trap].all()
+    np.testing.assert_array_equal(np.asarray(second.label)[trap], np.asarray(first.label)[trap])
+    assert_close_mc(below[~trap], TRAPS.trap_rate, "P(child of a genuine node is a trap)")
+    _, done = expand_batch(jax.random.key(46), TRAPS, batch, second, final=True)
+    answered = np.asarray(done.answer) >= 1
+    assert not np.asarray(done.correct)[below].any()
+    np.testing.assert_array_equal(
+        np.asarray(done.answer)[below & answered], np.asarray(second.label)[below & answered]
+    )
+    # Control: the genuine nodes' completions are sometimes right.
+    assert np.asarray(done.correct)[~below].any()
