@@ -211,7 +211,12 @@ class Adaptive:
         )
 
     def describe(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings as plain data. `total` and `finish` appear only when a total is set, so
+        a setting without one describes (and fingerprints) as it did before totals existed."""
+        found = dataclasses.asdict(self)
+        if self.total is None:
+            del found["total"], found["finish"]
+        return found
 
 
 def _real(x: Any) -> bool:

@@ -59,3 +59,19 @@ def test_a_drifted_declaration_is_refused_before_measuring(monkeypatch):
     monkeypatch.setitem(CLAIMS, "beta-moment", moved)
     with pytest.raises(RuntimeError, match="fast region"):
         run_claim("beta-moment", "fast")
+
+
+def test_a_run_refuses_a_drifted_claim_before_any_claim_runs(monkeypatch):
+    # the drifted claim comes last; the claim before it must not be measured
+    from theory import runner
+
+    measured = []
+    c = CLAIMS["digamma-step"]
+    probe = dataclasses.replace(c, check=lambda *a, **k: measured.append(1) or c.check(*a, **k))
+    monkeypatch.setitem(CLAIMS, "digamma-step", probe)
+    b = CLAIMS["beta-moment"]
+    moved = dataclasses.replace(b, region=lambda mode: {**b.region(mode), "B": [1]})
+    monkeypatch.setitem(CLAIMS, "beta-moment", moved)
+    with pytest.raises(RuntimeError, match="fast region"):
+        runner.run(["digamma-step", "beta-moment"], "fast")
+    assert measured == []

@@ -21,7 +21,7 @@ import numpy as np
 
 import theory
 from backends.files import atomic_write
-from theory import simulated
+from theory import preregistration, simulated
 from theory.core import CLAIMS, MODES, Verdict, run_claim
 
 theory.load_claims()
@@ -69,6 +69,15 @@ def run(
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     ids = claim_ids() if ids is None else list(ids)
     check_ids(ids)
+    drift = [
+        d
+        for claim_id in ids
+        for d in preregistration.mismatches(
+            claim_id, CLAIMS[claim_id].protocol, CLAIMS[claim_id].region, (mode,)
+        )
+    ]
+    if drift:  # before any claim runs: a declaration that drifted is never measured
+        raise RuntimeError("; ".join(drift) + " (register the change before measuring)")
     for claim_id in ids:  # register the claims' compiles, then start them in the background
         c = CLAIMS[claim_id]
         if c.prepare is not None:
