@@ -93,6 +93,7 @@ from dora_jax.search import (
     finalize,
     init_state,
     plan_round,
+    pure_batch_world,
 )
 
 __all__ = [
@@ -502,7 +503,7 @@ def search_pooled_batch(
       result equals `search_batch`'s bit for bit.
     """
     fns = _pooled_functions(cast(Hashable, world), config, int(rule))
-    host = world if isinstance(world, HostBatchWorld) else _pure_host(cast(Hashable, world))
+    host = world if isinstance(world, HostBatchWorld) else pure_batch_world(cast(Hashable, world))
     state, carry = fns.init(keys, problems, params)
     for t in range(config.max_rounds):
         if bool(jnp.all(state.done)):
@@ -573,21 +574,4 @@ def _pooled_functions(world: Any, config: SearchConfig, rule: int) -> _PooledFun
         close=jax.jit(close),
         final=jax.jit(jax.vmap(lambda s, w: finalize(s, one, budget=w))),
         reads_embeddings=chosen.uses_embeddings,
-    )
-
-
-class _PureHost(NamedTuple):
-    """A pure `World`'s methods compiled and vmapped over problems (`HostBatchWorld`-shaped)."""
-
-    expand_batch: Callable
-    score_batch: Callable
-    embed_batch: Callable
-
-
-@functools.lru_cache(maxsize=64)
-def _pure_host(world: Any) -> _PureHost:
-    return _PureHost(
-        expand_batch=jax.jit(jax.vmap(lambda k, p, s, f, a: world.expand(k, p, s, f, active=a))),
-        score_batch=jax.jit(jax.vmap(lambda k, p, s, a: world.score(k, p, s, active=a))),
-        embed_batch=jax.jit(jax.vmap(lambda k, p, s, a: world.embed(k, p, s, active=a))),
     )

@@ -827,7 +827,7 @@ def search_batch(
     """
     # Worlds are cached by identity (a host world holds a mutable store: it hashes by id).
     fns = _batch_functions(cast(Hashable, world), config, int(rule))
-    host = world if isinstance(world, HostBatchWorld) else _pure_batch_world(cast(Hashable, world))
+    host = world if isinstance(world, HostBatchWorld) else pure_batch_world(cast(Hashable, world))
     state = fns.init(keys, problems)
     for _ in range(config.max_rounds):
         if bool(jnp.all(state.done)):
@@ -891,7 +891,7 @@ def _batch_functions(world: Any, config: SearchConfig, rule: int) -> _BatchFunct
     )
 
 
-class _PureBatch(NamedTuple):
+class PureBatch(NamedTuple):
     """A pure `World`'s methods compiled and vmapped over problems (`HostBatchWorld`-shaped)."""
 
     expand_batch: Callable
@@ -900,8 +900,8 @@ class _PureBatch(NamedTuple):
 
 
 @functools.lru_cache(maxsize=64)
-def _pure_batch_world(world: Any) -> _PureBatch:
-    return _PureBatch(
+def pure_batch_world(world: Any) -> PureBatch:
+    return PureBatch(
         expand_batch=jax.jit(jax.vmap(lambda k, p, s, f, a: world.expand(k, p, s, f, active=a))),
         score_batch=jax.jit(jax.vmap(lambda k, p, s, a: world.score(k, p, s, active=a))),
         embed_batch=jax.jit(jax.vmap(lambda k, p, s, a: world.embed(k, p, s, active=a))),
