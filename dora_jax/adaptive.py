@@ -94,6 +94,7 @@ from dora_jax.search import (
     init_state,
     plan_round,
     pure_batch_world,
+    truth_reader,
 )
 
 __all__ = [
@@ -536,18 +537,6 @@ def _pooled_functions(world: Any, config: SearchConfig, rule: int) -> _PooledFun
     """The compiled steps of `search_pooled_batch`, once per (world, config, rule)."""
     chosen = config.rules[rule]
     one = SearchConfig(config.budget, (chosen,), config.max_rounds)
-    has_truth = hasattr(world, "truth")
-
-    def truth_of(slots):
-        def truth():
-            if not has_truth:
-                raise ValueError(
-                    f"{chosen.method} needs a world that knows the truth (World.truth); "
-                    f"{type(world).__name__} has none"
-                )
-            return world.truth(slots).astype(jnp.float32)
-
-        return truth
 
     def init(keys, problems, params):
         return _start(keys, problems, world, one, params, jnp.int32(0))
@@ -562,7 +551,9 @@ def _pooled_functions(world: Any, config: SearchConfig, rule: int) -> _PooledFun
     def close(state, plan, settled, problems, embeddings, width):
         def one_problem(s, pl, se, problem, e, w):
             prompt = world.prompt_tokens(problem)
-            new = close_round(s, pl, se, one, 0, lambda: e, truth_of(se.slots), prompt, budget=w)
+            new = close_round(
+                s, pl, se, one, 0, lambda: e, truth_reader(world, one, se.slots), prompt, budget=w
+            )
             return _trim(new, w)
 
         return jax.vmap(one_problem)(state, plan, settled, problems, embeddings, width)

@@ -535,10 +535,15 @@ def close_round(
     return jax.tree.map(lambda a, b: jnp.where(state.done, a, b), state, new)
 
 
-def _no_truth(world: Any, rule_names: str) -> Callable[[], Float[Array, " N"]]:
+def truth_reader(world: Any, config: SearchConfig, slots: Any) -> Callable[[], Float[Array, " N"]]:
+    """What `close_round` calls for the truth of `slots` (read only by rules that need it): the
+    world's `truth`, or, for a world without one, an error naming the rules that read it."""
+    if hasattr(world, "truth"):
+        return lambda: world.truth(slots).astype(jnp.float32)
+
     def truth():
         raise ValueError(
-            f"{rule_names} needs a world that knows the truth (World.truth); "
+            f"{_truth_readers(config)} needs a world that knows the truth (World.truth); "
             f"{type(world).__name__} has none"
         )
 
@@ -575,13 +580,7 @@ def search_round(
     def embed():
         return world.embed(plan.k_embed, problem, slots, active=settled.survivors)
 
-    if hasattr(world, "truth"):
-
-        def truth():
-            return world.truth(slots).astype(jnp.float32)
-
-    else:
-        truth = _no_truth(world, _truth_readers(config))
+    truth = truth_reader(world, config, slots)
     prompt = world.prompt_tokens(problem)
     return close_round(
         state, plan, settled, config, rule, embed, truth, prompt, budget=budget, freeze=freeze
@@ -861,15 +860,6 @@ def _batch_functions(world: Any, config: SearchConfig, rule: int) -> _BatchFunct
     """The compiled steps of `search_batch`, once per (world, config, rule)."""
     chosen = config.rules[rule]
     one = SearchConfig(config.budget, (chosen,), config.max_rounds)
-    if hasattr(world, "truth"):
-
-        def truth_of(slots):
-            return lambda: world.truth(slots).astype(jnp.float32)
-
-    else:
-
-        def truth_of(slots):
-            return _no_truth(world, _truth_readers(one))
 
     def settle(state, plan, slots, step, scores):
         tokens = world.path_tokens(slots)
@@ -877,9 +867,8 @@ def _batch_functions(world: Any, config: SearchConfig, rule: int) -> _BatchFunct
 
     def close(state, plan, settled, problem, embeddings):
         prompt = world.prompt_tokens(problem)
-        return close_round(
-            state, plan, settled, one, 0, lambda: embeddings, truth_of(settled.slots), prompt
-        )
+        truth = truth_reader(world, one, settled.slots)
+        return close_round(state, plan, settled, one, 0, lambda: embeddings, truth, prompt)
 
     return _BatchFunctions(
         init=jax.jit(jax.vmap(lambda k, p: init_state(k, p, world, one))),
