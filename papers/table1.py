@@ -162,20 +162,7 @@ def table1(
             "latency_s": seconds[0],
             "latency_ci95": seconds[1:],
         }
-    rebase, dora = methods["rebase"], methods["dora"]
-    rows = [_row(policy, "math500", m, v) for m, v in methods.items()]
-    return {
-        "flops_ratio": rebase["flops"]["total"] / dora["flops"]["total"],
-        "paper_flops_ratio": data.PAPER_FLOPS_RATIO,
-        "latency_ratio": rebase["latency_s"] / dora["latency_s"],
-        "paper_latency_ratio": data.PAPER_LATENCY_RATIO,
-        "world": world,
-        "problems": problems,
-        "policy": policy,
-        "latency_model": dataclasses.asdict(latency_model),
-        "methods": methods,
-        "rows": rows,
-    }
+    return _result(methods, policy, "math500", world, problems, dataclasses.asdict(latency_model))
 
 
 def _per_problem(groups: Sequence[Sequence[dict[str, Any]]], value) -> np.ndarray:
@@ -235,20 +222,8 @@ def from_records(
             "latency_s": seconds[0],
             "latency_ci95": seconds[1:],
         }
-    rebase, dora = methods["rebase"], methods["dora"]
-    rows = [_row(model, dataset, m, v) for m, v in methods.items()]
-    return {
-        "flops_ratio": rebase["flops"]["total"] / dora["flops"]["total"],
-        "paper_flops_ratio": data.PAPER_FLOPS_RATIO,
-        "latency_ratio": rebase["latency_s"] / dora["latency_s"],
-        "paper_latency_ratio": data.PAPER_LATENCY_RATIO,
-        "world": None,
-        "problems": len({r["problem"] for r in records}),
-        "policy": model,
-        "latency_model": MEASURED_LATENCY,
-        "methods": methods,
-        "rows": rows,
-    }
+    problems = len({r["problem"] for r in records})
+    return _result(methods, model, dataset, None, problems, MEASURED_LATENCY)
 
 
 def format_table1(result: dict[str, Any]) -> str:
@@ -277,6 +252,31 @@ def format_table1(result: dict[str, Any]) -> str:
         f"paper {result['paper_latency_ratio']:.2f}"
     )
     return "\n".join(lines)
+
+
+def _result(
+    methods: dict[str, dict[str, Any]],
+    model: str,
+    dataset: str,
+    world: Any,
+    problems: int,
+    latency_model: Any,
+) -> dict[str, Any]:
+    """Table 1's comparison from each method's summary: the REBASE@256 / DORA@64 ratios beside
+    the paper's, and one row per method."""
+    rebase, dora = methods["rebase"], methods["dora"]
+    return {
+        "flops_ratio": rebase["flops"]["total"] / dora["flops"]["total"],
+        "paper_flops_ratio": data.PAPER_FLOPS_RATIO,
+        "latency_ratio": rebase["latency_s"] / dora["latency_s"],
+        "paper_latency_ratio": data.PAPER_LATENCY_RATIO,
+        "world": world,
+        "problems": problems,
+        "policy": model,
+        "latency_model": latency_model,
+        "methods": methods,
+        "rows": [_row(model, dataset, m, v) for m, v in methods.items()],
+    }
 
 
 def _row(model: str, dataset: str, method: str, v: dict[str, Any]) -> dict[str, Any]:
