@@ -96,6 +96,23 @@ def test_relaxed_failure_is_the_exact_expected_failure_at_integers():
         pytest.fail("control: treating shared directions as independent never changed the value")
 
 
+def test_direction_cross_entropy_sees_direction_totals_not_the_split():
+    """The imitation term depends on the shares only through their TRUE-direction totals
+    (declared: equal to 1e-6 when mass moves within a direction) and is lowest at the target's
+    totals (Gibbs); control: moving mass between directions changes it."""
+    directions = jnp.asarray([0, 0, 0, 3, 3, 5], jnp.int32)
+    valid = jnp.ones(6, bool)
+    target = jnp.asarray([0.5, 0.0, 0.0, 0.1, 0.2, 0.2], jnp.float32)  # totals 0.5, 0.3, 0.2
+    same_totals = jnp.asarray([0.1, 0.2, 0.2, 0.3, 0.0, 0.2], jnp.float32)
+    other = jnp.asarray([0.2, 0.1, 0.0, 0.3, 0.1, 0.3], jnp.float32)  # totals 0.3, 0.4, 0.3
+
+    def ce(shares):
+        return float(train.direction_cross_entropy(shares, target, directions, valid))
+
+    assert abs(ce(target) - ce(same_totals)) < 1e-6
+    assert ce(other) > ce(target) + 1e-3
+
+
 @pytest.mark.slow  # compiling the training step takes > 10 s on two shared cores
 def test_short_training_lowers_the_loss_and_is_bit_for_bit_deterministic():
     states = _states(1)
