@@ -304,3 +304,15 @@ def test_learned_eval_runs_with_tiny_arguments(capsys):
     out = capsys.readouterr().out
     assert "| paper-like (trained on) | 4 | 3 |" in out
     assert learned_eval.main(["--worlds", "nowhere"]) == 2
+
+
+@pytest.mark.slow  # compiles a 4-slot search and six allocators
+def test_learned_diagnose_runs_with_tiny_arguments(capsys):
+    from simulations import learned_diagnose
+
+    args = ["--budget", "4", "--problems", "3", "--rounds", "2"]
+    assert learned_diagnose.main(args) == 0
+    out = capsys.readouterr().out
+    assert "optimum, true directions" in out and "top share" in out
+    assert learned_diagnose.main(["--world", "nowhere"]) == 2
+    assert "unknown world" in capsys.readouterr().err
