@@ -7,7 +7,9 @@ are searched for up to `rounds` rounds with DORA as the behaviour rule (every ro
 score, embed, allocate N over the survivors, re-slot), and every round's survivors are one state:
 their scores, embeddings and mask, plus what only the simulator knows: which node (direction)
 each candidate sits on and that node's PRM score w. States with fewer than two survivors are
-dropped (every allocation is the same there). States are padded to K = max N.
+dropped (every allocation is the same there). A budget N below `slots` is searched with N slots
+(`own_slots`; the states an N-rollout search meets), a larger one uses the `slots`-slot search's
+survivors; states are padded to K = `slots`.
 
 Objective
 ---------
@@ -26,6 +28,16 @@ greedy over samples) and cost a `bayes` call per training state; the objective t
 network towards the decision `bayes` approximates, under the world's exact posterior. κ is shown
 to the network in half of the states (drawn per state) and hidden in the rest, so it works with
 κ unknown (the rule's default).
+
+Why an imitation term as well (weight `imitation`): the expected failure of one step is flat
+in how a direction's rollouts are spread over its copies — on paraphrase-world states at N = 16
+the direction-blind optimum (each candidate its own p) is within 0.3% of the one with the true
+directions — but the multi-round search is not: copies that get rollouts fill the next round's
+slots with one direction's children. So the loss adds the cross-entropy −Σ_d t_d log q_d between
+the network's direction totals q_d (its shares summed over each TRUE direction d) and those of
+the exact Eq. 7 optimum with the true directions and κ (`dora_jax.optimal_counts`, t_d = B*_d/N):
+a dense signal towards the same optimum that says how much each direction gets, not how it is
+split among the direction's copies. Its minimizer given the features is the posterior mean of t.
 
 Determinism: everything derives from one key (`seed`): the data key, the initialization key,
 and batch b's indices from fold_in(batch key, b); a resumed run equals an uninterrupted one bit
@@ -117,6 +129,8 @@ class TrainSettings:
     learning_rate: float = 2e-3
     width: int = 16
     layers: int = 1
+    imitation: float = 0.5  # weight of the direction-level cross-entropy (module doc)
+    own_slots: bool = True  # budgets below `slots` get their own N-slot search (module doc)
 
     def record(self) -> dict[str, Any]:
         return {
@@ -157,6 +171,15 @@ def _world_states(key, config, n, problems, rounds):
     return jax.vmap(lambda k: _search_states(k, config, n, rounds))(keys)
 
 
+def _padded_states(key, config, size: int, slots: int, problems: int, rounds: int):
+    """`_world_states` with `size` slots as NumPy arrays [P·T, slots, ...] (padded: invalid)."""
+    pad = [(0, 0), (0, 0), (0, slots - size)]
+    return tuple(
+        np.pad(np.asarray(x), pad + [(0, 0)] * (x.ndim - 3)).reshape(-1, slots, *x.shape[3:])
+        for x in _world_states(key, config, size, problems, rounds)
+    )
+
+
 def make_states(
     key,
     worlds: Sequence[world_lib.WorldConfig],
@@ -165,24 +188,29 @@ def make_states(
     slots: int,
     problems: int,
     rounds: int,
+    own_slots: bool = False,
     progress: Callable[[], None] | None = None,
 ) -> tuple[States, np.ndarray]:
     """Search states of every world, each used with every budget (module doc).
 
     Each world's P problems are searched once with `slots` slots (one compilation per world); a
     state used with a budget N < its survivors keeps a random N of them (i.i.d. copies thinned
-    like a smaller search's). Returns the states (K = slots) and each state's problem number,
-    0 … P − 1 (to split problems, not states, into training and validation).
+    like a smaller search's). With `own_slots`, a budget N < `slots` gets its own search with N
+    slots instead (the states an N-rollout search meets: fewer survivors and directions than a
+    thinned larger search's), padded to `slots`. Returns the states (K = slots) and each state's
+    problem number, 0 … P − 1 (to split problems, not states, into training and validation).
     """
     parts: list[tuple[np.ndarray, ...]] = []
     for i, config in enumerate(worlds):
         k_world, k_thin = jax.random.split(jax.random.fold_in(key, i))
-        scores, emb, valid, first, w = (
-            np.asarray(x).reshape(-1, *x.shape[2:])
-            for x in _world_states(k_world, config, slots, problems, rounds)
-        )
+        searched: dict[int, tuple[np.ndarray, ...]] = {}
         problem = np.repeat(np.arange(problems), rounds)
         for j, n in enumerate(budgets):
+            size = n if own_slots and n < slots else slots
+            if size not in searched:
+                k = k_world if size == slots else jax.random.fold_in(k_world, size)
+                searched[size] = _padded_states(k, config, size, slots, problems, rounds)
+            scores, emb, valid, first, w = searched[size]
             priority = np.asarray(jax.random.uniform(jax.random.fold_in(k_thin, j), valid.shape))
             priority = np.where(valid, priority, 2.0)
             rank = np.argsort(np.argsort(priority, axis=1, kind="stable"), axis=1, kind="stable")
@@ -227,16 +255,39 @@ def direction_failure(
     return jnp.exp(jnp.sum(terms))
 
 
-def relaxed_loss(graphdef, params, states: States, known: Bool[Array, " M"]) -> Float[Array, ""]:
-    """Mean over states of the relaxed posterior expected failure (module doc)."""
+def direction_cross_entropy(
+    shares: Float[Array, " K"], target: Float[Array, " K"], directions, valid
+) -> Float[Array, ""]:
+    """−Σ_d t_d log q_d over the TRUE directions d: q_d, t_d the summed shares of d's members
+    under the network and under the target (module doc). The split within a direction is free."""
+    same = (directions[:, None] == directions[None, :]) & valid[None, :] & valid[:, None]
+    members = jnp.maximum(jnp.sum(same, axis=1), 1).astype(shares.dtype)
+    q = same.astype(shares.dtype) @ shares
+    t = same.astype(shares.dtype) @ target
+    terms = jnp.where(valid, t * jnp.log(jnp.maximum(q, _CLIP)) / members, 0)
+    return -jnp.sum(terms)
+
+
+def relaxed_loss(
+    graphdef, params, states: States, known: Bool[Array, " M"], *, imitation: float = 0.0
+) -> Float[Array, ""]:
+    """Mean over states of the relaxed posterior expected failure, plus `imitation` × the
+    direction-level cross-entropy to the exact optimum with the true directions (module doc)."""
     from flax import nnx
+
+    from dora_jax.optimal import optimal_counts
 
     model = nnx.merge(graphdef, params)
 
     def one(scores, emb, valid, directions, w, kappa, budget, kappa_known):
         logits = learned.learned_logits(model, scores, budget, valid, emb, kappa, kappa_known)
         shares = jnp.where(valid, jax.nn.softmax(logits), 0)
-        return direction_failure(shares, budget.astype(jnp.float32), w, directions, valid, kappa)
+        n = budget.astype(jnp.float32)
+        loss = direction_failure(shares, n, w, directions, valid, kappa)
+        if imitation:
+            best = optimal_counts(w, budget, kappa, valid, directions).astype(jnp.float32) / n
+            loss = loss + imitation * direction_cross_entropy(shares, best, directions, valid)
+        return loss
 
     return jnp.mean(jax.vmap(one)(*states, known))
 
@@ -315,16 +366,18 @@ def resume_point(path: Path, settings: TrainSettings) -> dict[str, Any]:
     return record
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _step(graphdef, optimizer, params, opt_state, states: States, idx, known):
-    """One optimizer step on the states `idx` (compiled once per model and optimizer)."""
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _step(graphdef, optimizer, imitation, params, opt_state, states: States, idx, known):
+    """One optimizer step on the states `idx` (compiled once per model, optimizer, weight)."""
     import optax
 
     batch = jax.tree.map(lambda x: x[idx], states)
     # optax's bias correction raises a float to an int32 count, which strict dtype promotion
     # (the test suite's) refuses; the promotion it needs is the standard one.
     with jax.numpy_dtype_promotion("standard"):
-        loss, grads = jax.value_and_grad(lambda p: relaxed_loss(graphdef, p, batch, known))(params)
+        loss, grads = jax.value_and_grad(
+            lambda p: relaxed_loss(graphdef, p, batch, known, imitation=imitation)
+        )(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -361,6 +414,7 @@ def fit(
     save_every: int = 250,
     log_every: int = 50,
     on_step: Callable[[int, float], None] | None = None,
+    imitation: float = 0.0,
 ):
     """Optimizer steps start … steps − 1 on `states` (batch b: fold_in(keys["batch"], b)).
 
@@ -369,6 +423,7 @@ def fit(
       states: the training states.
       keys: "batch" and "kappa" keys (`_keys`).
       save: called as save(step, params, opt_state) every `save_every` steps before the last.
+      imitation: the weight of the imitation term (`relaxed_loss`); 0: the expected failure alone.
 
     Returns:
       (params, opt_state, [(step, batch loss) every `log_every` steps and the last]).
@@ -380,7 +435,9 @@ def fit(
     for step in range(start, steps):
         idx = _batch_indices(keys["batch"], step, m, batch)
         known = jax.random.bernoulli(jax.random.fold_in(keys["kappa"], step), 0.5, idx.shape)
-        params, opt_state, loss = _step(graphdef, optimizer, params, opt_state, states, idx, known)
+        params, opt_state, loss = _step(
+            graphdef, optimizer, imitation, params, opt_state, states, idx, known
+        )
         if step % log_every == 0 or step == steps - 1:
             losses.append((step, float(loss)))
         if on_step is not None:
@@ -433,6 +490,7 @@ def train(
         slots=settings.slots,
         problems=settings.problems,
         rounds=settings.rounds,
+        own_slots=settings.own_slots,
         progress=on_data,
     )
     held = problem >= round(settings.problems * (1 - settings.validation_fraction))
@@ -466,6 +524,7 @@ def train(
         save_every=save_every,
         log_every=log_every,
         on_step=on_step,
+        imitation=settings.imitation,
     )
     save_checkpoint(out, settings, config, params, opt_state, max(steps, start))
     return TrainResult(
