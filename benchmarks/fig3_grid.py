@@ -142,12 +142,11 @@ def main(args: argparse.Namespace) -> dict:
                         accuracy.append(np.asarray(result.accuracy))
                         util_alive += int(jnp.sum(result.trace.active))
                         steps += int(jnp.sum(result.ledger.rollouts[:total]))
-                        rounds = (
-                            int(out.lane_rounds) * lanes
+                        util_computed += (
+                            int(out.slot_steps)
                             if args.engine == "pool"
-                            else int(jnp.max(result.rounds)) * batch
+                            else int(jnp.max(result.rounds)) * batch * budget
                         )
-                        util_computed += rounds * budget
                     seconds = time.perf_counter() - start
                     run_s[method, budget] = run_s.get((method, budget), 0.0) + seconds
                     acc = np.concatenate(accuracy)[:total]

@@ -14,7 +14,8 @@ engine, ...; medians over --repeats):
   ×floor       engine time / floor time (the issue's target: ≤ 3);
   util         utilization: alive slot-steps (Σ Trace.active) / computed slot-steps: for
                `jax.vmap(search)` P · N · the rounds the batched loop executed (the most rounds of
-               any problem in a batch); for `search_pool` lanes · N · the rounds the pool ran;
+               any problem in a batch); for `search_pool` the slot-steps its rounds computed
+               (`PoolRun.slot_steps`: lanes · N per round; path lanes: the pool's width per round);
   numpy        (REBASE) the NumPy search of the same law (`benchmarks/numpy_search.py`, one
                problem at a time, NumPy over its slots) on --numpy-problems problems, and the
                engine / NumPy ratio of rates.
@@ -23,9 +24,12 @@ engine, ...; medians over --repeats):
     python benchmarks/floor.py --scaling        # P ∈ {200, 2000, 20000} × N ∈ {16, 64, 256}
     python benchmarks/floor.py --quick --json   # a small smoke run, one JSON record per line
     python benchmarks/floor.py --engine both    # jax.vmap(search) and search_pool interleaved
+    python benchmarks/floor.py --engine all     # and, for temperature sampling, its problem lanes
 
 The engine path is `search_pool` (a pool of P/8 problem lanes refilled from the queue, the same
-results bit for bit) unless --engine says otherwise; --engine both times the two interleaved.
+results bit for bit; for temperature sampling, which never reallocates, P/8 · N PATH lanes, shown
+as paths(L)) unless --engine says otherwise; --engine both times the two interleaved; --engine all
+adds the problem lanes for temperature sampling (`search_pool(..., paths=False)`, pool(L)).
 
 The engine is compiled ahead of time; every run of it is timed, the first one included.
 
@@ -105,12 +109,13 @@ def default_lanes(problems: int) -> int:
 
 
 @functools.cache
-def _compiled(world, rule: str, budget: int, batch: int, lanes: int):
+def _compiled(world, rule: str, budget: int, batch: int, lanes: int, paths: bool | None = None):
     """The compiled engine for `batch` problems: `jax.vmap(search)` (lanes = 0) or
-    `search_pool` with `lanes` lanes; (executable, compile seconds)."""
+    `search_pool` with `lanes` lanes (`paths`: its path lanes, None: where the rule allows);
+    (executable, compile seconds)."""
     config = SearchConfig(budget, (Rule.make(rule),))
     if lanes:
-        fn = jax.jit(lambda k, p: search_pool(k, p, world, config, lanes=lanes))
+        fn = jax.jit(lambda k, p: search_pool(k, p, world, config, lanes=lanes, paths=paths))
     else:
         fn = jax.jit(jax.vmap(lambda k, p: search(k, p, world, config)))
     keys = jax.random.split(jax.random.key(0), batch)
@@ -120,9 +125,9 @@ def _compiled(world, rule: str, budget: int, batch: int, lanes: int):
     return compiled, time.perf_counter() - start
 
 
-def _engine(world, rule: str, budget: int, keys, problems, batch: int, lanes: int):
+def _engine(world, rule: str, budget: int, keys, problems, batch: int, lanes: int, paths):
     """The engine over the problems in batches of `batch`; (run, compile seconds)."""
-    compiled, compile_s = _compiled(world, rule, budget, batch, lanes)
+    compiled, compile_s = _compiled(world, rule, budget, batch, lanes, paths)
     count = keys.shape[0] // batch
     parts = [
         jax.tree.map(lambda x, i=i: x[i * batch : (i + 1) * batch], (keys, problems))
@@ -137,11 +142,9 @@ def _engine(world, rule: str, budget: int, keys, problems, batch: int, lanes: in
 
 def _summary(runs, budget: int, lanes: int) -> dict:
     """Steps, utilization and the verdicts' means of the engine's outputs (SearchResults, or
-    PoolRuns when lanes > 0: the pool computes lanes × N slot-steps per round it runs)."""
+    PoolRuns when lanes > 0, which count the slot-steps they computed)."""
     if lanes:
-        computed = sum(
-            min(lanes, r.result.rounds.shape[0]) * budget * int(r.lane_rounds) for r in runs
-        )
+        computed = sum(int(r.slot_steps) for r in runs)
         results = [r.result for r in runs]
     else:
         results = runs
@@ -158,10 +161,15 @@ def _summary(runs, budget: int, lanes: int) -> dict:
     }
 
 
-def _engines(args, batch: int) -> list[int]:
-    """The engine paths to time, as lane counts: 0 for `jax.vmap(search)`, L for the pool."""
+def _engines(args, batch: int, rule: str, budget: int) -> list[tuple[str, int, bool | None]]:
+    """The engine paths to time: (label, lanes, paths), lanes 0 for `jax.vmap(search)`."""
     lanes = args.lanes or default_lanes(batch)
-    return {"vmap": [0], "pool": [lanes], "both": [0, lanes]}[args.engine]
+    by_path = not Rule.make(rule).refills  # the pool's default for this rule (a PathWorld)
+    pool = (f"paths({lanes * budget})" if by_path else f"pool({lanes})", lanes, None)
+    vmap = ("vmap", 0, None)
+    if args.engine == "all" and by_path:
+        return [vmap, (f"pool({lanes})", lanes, False), pool]
+    return {"vmap": [vmap], "pool": [pool], "both": [vmap, pool], "all": [vmap, pool]}[args.engine]
 
 
 def measure(args, problems_count: int, budget: int) -> list[dict]:
@@ -178,7 +186,7 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
     digest = counter_digest(jax.random.key_data(jax.random.key(args.seed + 1)), 9)
     numpy_problems = min(args.numpy_problems, problems_count)
 
-    engines = _engines(args, batch)
+    engines = {rule: _engines(args, batch, rule, budget) for rule in args.rules}
     cells = {}
     numpy_rates: dict[str, list[float]] = {rule: [] for rule in args.rules}
     numpy_outs = {}
@@ -187,9 +195,12 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
         out = ns.run(args.seed, config, rule, budget, args.count_problems, words=counted)
         count_steps = sum(r.rollouts for r in out)
         jax.block_until_ready(_floor_kernel(digest, jnp.int32(1)))  # compile
-        for lanes in engines:
-            run, compile_s = _engine(world, rule, budget, search_keys, problems, batch, lanes)
-            cells[rule, lanes] = {
+        for label, lanes, paths in engines[rule]:
+            run, compile_s = _engine(
+                world, rule, budget, search_keys, problems, batch, lanes, paths
+            )
+            cells[rule, label] = {
+                "lanes": lanes,
                 "run": run,
                 "compile_s": compile_s,
                 "per_step": counted.total / count_steps,
@@ -202,12 +213,12 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
     # counts, and so the floor's words, before the floor runs.
     for _ in range(args.repeats):
         for rule in args.rules:
-            for lanes in engines:
-                cell = cells[rule, lanes]
+            for label, _, _ in engines[rule]:
+                cell = cells[rule, label]
                 results, seconds = _timed(cell["run"])
                 cell["engine_s"].append(seconds)
                 if "summary" not in cell:
-                    cell["summary"] = _summary(results, budget, lanes)
+                    cell["summary"] = _summary(results, budget, cell["lanes"])
                     cell["needed"] = cell["summary"]["steps"] * cell["per_step"]
                     cell["chunks"] = max(1, math.ceil(cell["needed"] / CHUNK))
                 del results
@@ -222,14 +233,14 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
     load_after = os.getloadavg()[0]
 
     records = []
-    for (rule, lanes), cell in cells.items():
+    for (rule, label), cell in cells.items():
         s = cell["summary"]
         engine_s = statistics.median(cell["engine_s"])
         floor_s = statistics.median(cell["floor_s"])
         steps_per_s = s["steps"] / engine_s
         record = {
             "rule": rule,
-            "engine": f"pool({lanes})" if lanes else "vmap",
+            "engine": label,
             "P": total,
             "N": budget,
             "steps_per_s": steps_per_s,
@@ -263,7 +274,7 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
 
 
 HEADER = (
-    f"{'rule':<22}{'engine':<11}{'P':>8}{'N':>5}{'steps/s':>12}{'floor/s':>13}{'×floor':>8}{'words':>7}"
+    f"{'rule':<22}{'engine':<14}{'P':>8}{'N':>5}{'steps/s':>12}{'floor/s':>13}{'×floor':>8}{'words':>7}"
     f"{'ns/word':>8}{'util':>6}{'numpy/s':>11}{'×numpy':>8}{'load':>12}"
 )
 
@@ -273,7 +284,7 @@ def row(r: dict) -> str:
     numpy_ratio = f"{r['numpy_ratio']:>7.2f}×" if "numpy_ratio" in r else f"{'':>8}"
     load = "{:.1f}→{:.1f}".format(*r["load_average"])
     return (
-        f"{r['rule']:<22}{r['engine']:<11}{r['P']:>8}{r['N']:>5}{r['steps_per_s']:>12,.0f}"
+        f"{r['rule']:<22}{r['engine']:<14}{r['P']:>8}{r['N']:>5}{r['steps_per_s']:>12,.0f}"
         f"{r['floor_steps_per_s']:>13,.0f}{r['floor_ratio']:>7.1f}×{r['words_per_step']:>7.1f}"
         f"{r['ns_per_word']:>8.2f}{r['utilization']:>6.2f}{numpy_rate}{numpy_ratio}{load:>12}"
     )
@@ -342,9 +353,10 @@ def parse(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--engine",
-        choices=("vmap", "pool", "both"),
+        choices=("vmap", "pool", "both", "all"),
         default="pool",
-        help="jax.vmap(search), search_pool (default), or both interleaved",
+        help="jax.vmap(search), search_pool (default), both interleaved, or all (both and, for "
+        "temperature sampling, the pool's problem lanes)",
     )
     parser.add_argument(
         "--lanes", type=int, default=0, help="the pool's lanes (0: P/8 per engine call)"

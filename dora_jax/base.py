@@ -10,7 +10,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-__all__ = ["HostBatchWorld", "Step", "World"]
+__all__ = ["HostBatchWorld", "PathWorld", "Step", "World"]
 
 
 class Step(NamedTuple):
@@ -101,4 +101,38 @@ class HostBatchWorld(Protocol):
 
     def embed_batch(self, keys: Any, problems: Any, slots: Any, active: Any) -> Any:
         """Float32[P, N, E]; 0 where not active."""
+        ...
+
+
+@runtime_checkable
+class PathWorld(Protocol):
+    """A pure `World` that can also step ONE slot on its own (no leading axis).
+
+    For a rule that never reallocates (temperature sampling) a problem's N paths are independent,
+    so `dora_jax.search.search_pool` runs them as separate lanes. Slot i of the path methods must
+    be slot i of the batched ones, bit for bit: `init_path(problem)` is each of
+    `init(problem, N)`'s identical copies, `expand_path(key, problem, slot, i, final)` is slot i
+    of `expand(key, problem, slots, final)` (the same words of `key`), and likewise `score_path`
+    for `score`.
+    """
+
+    def init_path(self, problem: Any) -> Any:
+        """One copy of the empty solution of `problem` (a slot, no leading axis)."""
+        ...
+
+    def expand_path(
+        self,
+        key: PRNGKeyArray,
+        problem: Any,
+        slot: Any,
+        index: Int[Array, ""],
+        final: Bool[Array, ""],
+    ) -> tuple[Any, Step]:
+        """Slot `index`'s step of `expand(key, …)` → (new slot, Step without the leading axis)."""
+        ...
+
+    def score_path(
+        self, key: PRNGKeyArray, problem: Any, slot: Any, index: Int[Array, ""]
+    ) -> Float[Array, ""]:
+        """Slot `index`'s score of `score(key, …)`."""
         ...

@@ -44,7 +44,7 @@ from jax import lax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from dora_jax import voting, world
-from dora_jax.base import HostBatchWorld, Step, World
+from dora_jax.base import HostBatchWorld, PathWorld, Step, World
 from dora_jax.ledger import Ledger
 from dora_jax.registry import RuleInfo, rule_info
 
@@ -689,7 +689,8 @@ class PoolRun(NamedTuple):
     """`search_pool`'s output: the results and the work the lanes did."""
 
     result: SearchResult  # leading axis P, as `jax.vmap(search)` gives
-    lane_rounds: Int[Array, ""]  # rounds the pool ran (each computes every lane's N slots)
+    lane_rounds: Int[Array, ""]  # rounds the pool ran
+    slot_steps: Int[Array, ""]  # slot-steps its rounds computed, the idle ones included
 
 
 class _Pool(NamedTuple):
@@ -711,6 +712,7 @@ def search_pool(
     lanes: int,
     rule: int | Int[Array, ""] = 0,
     budget: int | Int[Array, ""] | Int[Array, " P"] | None = None,
+    paths: bool | None = None,
 ) -> PoolRun:
     """Runs Algorithm 1 on P problems through a fixed pool of `lanes` problem lanes.
 
@@ -723,6 +725,13 @@ def search_pool(
     Σ rounds × N plus the drain at the end (when the queue is empty and lanes fall idle); fewer
     lanes mean a shorter drain and smaller (less vectorized) rounds.
 
+    A rule that never reallocates (temperature sampling: N independent paths) wastes most of a
+    problem lane: its paths end at different rounds, yet the lane steps all N slots until the
+    last one ends. For such rules, on a `PathWorld`, the pool runs PATHS instead (`paths`, by
+    default whenever it can): `lanes`·N path lanes, each one path of one problem, refilled from
+    the queue of every problem's paths, and each problem's result rebuilt from its paths'
+    records, again bit for bit (see `_search_paths`).
+
     Args:
       keys: PRNGKey[P], one per problem (as for `jax.vmap(search)`).
       problems: a batch of problems of `world` (leading axis P).
@@ -731,13 +740,28 @@ def search_pool(
       lanes: L, the problems in flight (static; clipped to P).
       rule: which of `config.rules` to run (may be traced; stays a real branch).
       budget: as in `search`: one for every problem, or Int[P], one each (traced).
+      paths: run path lanes (True), problem lanes (False), or path lanes when the world is a
+        `PathWorld` and the rule (`rule` a Python int; otherwise every rule of `config`) never
+        reallocates (None, the default).
 
     Returns:
-      PoolRun: the SearchResult with leading axis P and the rounds the pool ran.
+      PoolRun: the SearchResult with leading axis P, the rounds the pool ran and the slot-steps
+      they computed.
     """
     total = keys.shape[0]
     if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
         raise ValueError(f"lanes must be an integer >= 1, got {lanes!r}")
+    if paths is None:
+        paths = _runs_by_path(world, config, rule)
+    elif paths and not _runs_by_path(world, config, rule):
+        raise ValueError(
+            "paths=True needs a PathWorld and rules that never reallocate "
+            f"(got {type(world).__name__}, {', '.join(r.label for r in config.rules)})"
+        )
+    if paths:
+        return _search_paths(
+            keys, problems, world, config, lanes=lanes * config.budget, rule=rule, budget=budget
+        )
     width = min(lanes, total)
     rule = jnp.asarray(rule, jnp.int32)
     budgets = jnp.broadcast_to(_budget(config, budget), (total,))
@@ -792,7 +816,284 @@ def search_pool(
 
     pool = lax.while_loop(lambda p: jnp.any(p.problem_index < total), body, pool)
     result = jax.vmap(lambda o, b: finalize(o, config, budget=lane_budget(b)))(pool.out, budgets)
-    return PoolRun(result, pool.lane_rounds)
+    return PoolRun(result, pool.lane_rounds, pool.lane_rounds * width * config.budget)
+
+
+def _runs_by_path(world: Any, config: SearchConfig, rule) -> bool:
+    """Whether `search_pool` can run paths: a `PathWorld`, and no rule that may run reallocates."""
+    chosen = (config.rules[rule],) if isinstance(rule, int) else config.rules
+    return isinstance(world, PathWorld) and not any(r.refills for r in chosen)
+
+
+# Path lanes narrow as the queue drains: once it is empty and at most 1/_NARROW of the lanes still
+# run, the running paths move to a pool of 1/_NARROW the width (down to _MIN_PATH_LANES lanes), so
+# the tail of long paths at the end does not keep every lane stepping.
+_NARROW = 4
+_MIN_PATH_LANES = 256
+
+
+class _PathRecord(NamedTuple):
+    """What each path leaves behind; leading axis Q = P·N (path q: problem q // N, slot q % N)."""
+
+    end: Int[Array, " Q"]  # the round of its last step; -1: never ran (a slot beyond the budget)
+    finished: Bool[Array, " Q"]  # it finished (else the search stopped it at T_max)
+    answer: Int[Array, " Q"]
+    correct: Bool[Array, " Q"]
+    score: Float[Array, " Q"]
+    tokens: Int[Array, " Q"]  # its path tokens at the end
+    direction: Int[Array, " Q"]
+    policy_tokens: Int[Array, " Q"]  # Σ of its steps' tokens
+    prm_tokens: Int[Array, " Q"]  # Σ over its rounds of its path tokens
+    embed_tokens: Int[Array, " Q"]  # Σ over the rounds it went on of its path tokens
+    directions: Int[Array, "Q T"]  # the direction it reached each round
+
+
+class _PathLanes(NamedTuple):
+    path: Int[Array, " L"]  # the path each lane runs; Q: idle
+    round: Int[Array, " L"]
+    slot: Any  # [L, ...]
+    policy_tokens: Int[Array, " L"]
+    prm_tokens: Int[Array, " L"]
+    embed_tokens: Int[Array, " L"]
+
+
+class _PathPool(NamedTuple):
+    lanes: _PathLanes
+    next: Int[Array, ""]  # the queue position of the next path to take
+    record: _PathRecord
+    rounds: Int[Array, ""]
+    slot_steps: Int[Array, ""]
+
+
+def _search_paths(
+    keys: PRNGKeyArray,
+    problems: Any,
+    world: Any,
+    config: SearchConfig,
+    *,
+    lanes: int,
+    rule: int | Int[Array, ""] = 0,
+    budget: int | Int[Array, ""] | Int[Array, " P"] | None = None,
+) -> PoolRun:
+    """`search_pool` for a rule that never reallocates, one path per lane.
+
+    Under such a rule a problem's slot i is one path: it generates a step each round until its
+    step finishes it, and the search stops when every path has (or at T_max, which finishes them
+    all). Nothing of path i depends on the others: its round-t step is slot i's step of
+    `expand(keys[t, 0], …)` (`PathWorld.expand_path(…, i, …)`: the same words), its score slot i's
+    of `score(keys[t, 1], …)`; the stop decision only ends a round after every path has ended.
+    So each lane runs one path (problem p, slot i) from the root to its end and writes its record
+    at p·N + i, then takes the next path of the queue (every problem's live slots, in order); a
+    problem's `Outcome` is rebuilt from its N records (`_paths_outcome`). Identical to
+    `jax.vmap(search)`: the finished buffer in the engine's order (by round, then slot), the
+    votes, trace (active, finished, distinct directions of the survivors, parents, allocations)
+    and ledger (integer sums: their order cannot change them).
+
+    The pool narrows as the queue drains (`_NARROW`), each width its own compiled loop.
+    """
+    total = keys.shape[0]
+    n, t_max = config.budget, config.max_rounds
+    count_all = total * n
+    rule = jnp.asarray(rule, jnp.int32)
+    budgets = jnp.broadcast_to(_budget(config, budget), (total,))
+    all_keys = jax.vmap(lambda k: round_keys(k, config))(keys)  # [P, T, 4]
+    roots = jax.vmap(world.init_path)(problems)  # [P, ...]: every slot starts as this copy
+    live = (jnp.arange(n, dtype=jnp.int32)[None, :] < budgets[:, None]).reshape(-1)
+    count = jnp.sum(live, dtype=jnp.int32)
+    queue = jnp.nonzero(live, size=count_all, fill_value=count_all)[0].astype(jnp.int32)
+
+    def gather(tree, index):
+        return jax.tree.map(lambda x: x[index], tree)
+
+    def problem_of(path):
+        return jnp.minimum(path // n, total - 1)  # an idle lane reads the last problem
+
+    def fresh(path, width):
+        zeros = jnp.zeros((width,), jnp.int32)
+        return _PathLanes(path, zeros, gather(roots, problem_of(path)), zeros, zeros, zeros)
+
+    def path_tokens(slot):
+        return world.path_tokens(jax.tree.map(lambda x: x[None], slot))[0]
+
+    def body(pool: _PathPool) -> _PathPool:
+        lanes_ = pool.lanes
+        q, t = lanes_.path, lanes_.round
+        busy = q < count_all
+        p, i = problem_of(q), q % n
+        k = all_keys[p, jnp.minimum(t, t_max - 1)]
+        problem = gather(problems, p)
+        final = t >= t_max - 1
+        slot, step = jax.vmap(world.expand_path)(k[:, 0], problem, lanes_.slot, i, final)
+        scores = jax.vmap(world.score_path)(k[:, 1], problem, slot, i).astype(jnp.float32)
+        tokens = jax.vmap(path_tokens)(slot)
+        ends = step.finished | final
+        policy = lanes_.policy_tokens + step.tokens
+        prm = lanes_.prm_tokens + tokens
+        embed = lanes_.embed_tokens + jnp.where(ends, 0, tokens)
+        done = busy & ends
+        at = jnp.where(done, q, count_all)  # running or idle lanes: out of range, dropped
+
+        def put(old, new):
+            return old.at[at].set(new, mode="drop")
+
+        rec = pool.record
+        record = _PathRecord(
+            end=put(rec.end, t),
+            finished=put(rec.finished, step.finished),
+            answer=put(rec.answer, step.answer),
+            correct=put(rec.correct, step.correct),
+            score=put(rec.score, scores),
+            tokens=put(rec.tokens, tokens),
+            direction=put(rec.direction, step.direction),
+            policy_tokens=put(rec.policy_tokens, policy),
+            prm_tokens=put(rec.prm_tokens, prm),
+            embed_tokens=put(rec.embed_tokens, embed),
+            directions=rec.directions.at[jnp.where(busy, q, count_all), t].set(
+                step.direction, mode="drop"
+            ),
+        )
+        # Lanes whose path ended take the next paths of the queue in lane order.
+        rank = jnp.cumsum(done, dtype=jnp.int32) - done.astype(jnp.int32)
+        position = pool.next + rank
+        taken = jnp.where(position < count, queue[jnp.minimum(position, count_all - 1)], count_all)
+        width = q.shape[0]
+        new = fresh(jnp.where(done, taken, q), width)
+
+        def pick(a, b):
+            return jnp.where(done.reshape(done.shape + (1,) * (b.ndim - 1)), a, b)
+
+        lanes_ = _PathLanes(
+            path=new.path,
+            round=jnp.where(done, 0, t + 1),
+            slot=jax.tree.map(pick, new.slot, slot),
+            policy_tokens=jnp.where(done, 0, policy),
+            prm_tokens=jnp.where(done, 0, prm),
+            embed_tokens=jnp.where(done, 0, embed),
+        )
+        return _PathPool(
+            lanes=lanes_,
+            next=jnp.minimum(pool.next + jnp.sum(done, dtype=jnp.int32), count),
+            record=record,
+            rounds=pool.rounds + 1,
+            slot_steps=pool.slot_steps + width,
+        )
+
+    widths = [max(1, min(lanes, count_all))]
+    while widths[-1] // _NARROW >= _MIN_PATH_LANES:
+        widths.append(widths[-1] // _NARROW)
+    first = jnp.arange(widths[0], dtype=jnp.int32)
+    start = jnp.where(first < count, queue[first], count_all)
+    q_shape = (count_all,)
+    record = _PathRecord(
+        end=jnp.full(q_shape, -1, jnp.int32),
+        finished=jnp.zeros(q_shape, bool),
+        answer=jnp.full(q_shape, voting.NO_ANSWER, jnp.int32),
+        correct=jnp.zeros(q_shape, bool),
+        score=jnp.zeros(q_shape, jnp.float32),
+        tokens=jnp.zeros(q_shape, jnp.int32),
+        direction=jnp.zeros(q_shape, jnp.int32),
+        policy_tokens=jnp.zeros(q_shape, jnp.int32),
+        prm_tokens=jnp.zeros(q_shape, jnp.int32),
+        embed_tokens=jnp.zeros(q_shape, jnp.int32),
+        directions=jnp.zeros((count_all, t_max), jnp.int32),
+    )
+    pool = _PathPool(
+        fresh(start, widths[0]),
+        jnp.minimum(jnp.int32(widths[0]), count),
+        record,
+        jnp.int32(0),
+        jnp.int32(0),
+    )
+    for stage, width in enumerate(widths):
+        if stage:  # at most `width` lanes still run: keep those (a stable sort puts them first)
+            keep = jnp.argsort(pool.lanes.path >= count_all, stable=True)[:width]
+            pool = pool._replace(lanes=gather(pool.lanes, keep))
+        narrower = widths[stage + 1] if stage + 1 < len(widths) else 0
+
+        def going(pool: _PathPool, narrower=narrower) -> Bool[Array, ""]:
+            running = jnp.sum(pool.lanes.path < count_all, dtype=jnp.int32)
+            return (running > 0) & ((pool.next < count) | (running > narrower))
+
+        pool = lax.while_loop(going, body, pool)
+
+    per_problem = jax.tree.map(lambda x: x.reshape(total, n, *x.shape[1:]), pool.record)
+    reads = jnp.asarray([r.uses_embeddings for r in config.rules])[rule]
+    outcome = jax.vmap(lambda r, pr: _paths_outcome(r, world.prompt_tokens(pr), reads, config))(
+        per_problem, problems
+    )
+
+    def lane_budget(b):
+        return None if budget is None else b
+
+    result = jax.vmap(lambda o, b: finalize(o, config, budget=lane_budget(b)))(outcome, budgets)
+    return PoolRun(result, pool.rounds, pool.slot_steps)
+
+
+def _paths_outcome(
+    record: _PathRecord, prompt, reads_embeddings: Bool[Array, ""], config: SearchConfig
+) -> Outcome:
+    """One problem's `Outcome` from its N paths' records (leading axis N), as its search ends.
+
+    Round t of the search: path i generates iff it ran and end_i ≥ t; it finishes at t iff
+    end_i = t and it finished; it goes on (a survivor the rule keeps on slot i) iff end_i > t. The
+    search stops after the round of the last end, so its rounds are max end + 1 (at least the
+    one round a search with no live slot runs). The finished buffer is in the engine's order:
+    by round, and within a round by slot.
+    """
+    n, f, t_max = config.budget, config.finished_capacity, config.max_rounds
+    slot = jnp.arange(n, dtype=jnp.int32)
+    ran = record.end >= 0
+    end = record.end
+    ended = ran & record.finished
+    rounds = jnp.maximum(jnp.max(jnp.where(ran, end, -1)) + 1, 1).astype(jnp.int32)
+    num_finished = jnp.sum(ended, dtype=jnp.int32)
+
+    order = jnp.argsort(jnp.where(ended, end * n + slot, t_max * n + slot))
+    order = jnp.concatenate([order, jnp.zeros((f - n,), order.dtype)]).astype(jnp.int32)
+    filled = jnp.arange(f) < num_finished
+
+    def buffer(values, empty):
+        return jnp.where(filled, values[order], jnp.asarray(empty, values.dtype))
+
+    finished = Finished(
+        answer=buffer(record.answer, voting.NO_ANSWER),
+        correct=buffer(record.correct, False),
+        score=buffer(record.score, 0.0),
+        tokens=buffer(record.tokens, 0),
+        round=buffer(end, -1),
+        direction=buffer(record.direction, 0),
+    )
+
+    t = jnp.arange(t_max, dtype=jnp.int32)[:, None]  # [T, 1] against the paths [N]
+    generates = ran & (end >= t)
+    finishes = ended & (end == t)
+    survives = generates & ~finishes
+    goes_on = ran & (end > t)
+    trace = Trace(
+        active=jnp.sum(generates, axis=1, dtype=jnp.int32),
+        finished=jnp.sum(finishes, axis=1, dtype=jnp.int32),
+        directions=jax.vmap(_count_distinct)(record.directions.T, survives),
+        parent=jnp.where(goes_on, slot, -1),
+        allocation=goes_on.astype(jnp.int32),
+    )
+
+    prompt = jnp.asarray(prompt, jnp.int32)
+    steps = jnp.where(ran, end + 1, 0)
+    rollouts = jnp.sum(steps, dtype=jnp.int32)
+    policy = jnp.sum(jnp.where(ran, record.policy_tokens, 0), dtype=jnp.int32) + prompt
+    embedded = jnp.where(reads_embeddings & ran, end, 0)
+    ledger = Ledger(
+        rollouts=rollouts,
+        policy_tokens=policy,
+        prm_calls=rollouts,
+        prm_tokens=jnp.sum(jnp.where(ran, record.prm_tokens + steps * prompt, 0), dtype=jnp.int32),
+        prm_tokens_cached=policy,
+        embed_calls=jnp.sum(embedded, dtype=jnp.int32),
+        embed_tokens=jnp.sum(
+            jnp.where(reads_embeddings & ran, record.embed_tokens, 0), dtype=jnp.int32
+        ),
+    )
+    return Outcome(rounds, num_finished, finished, trace, ledger)
 
 
 def search_batch(
@@ -916,6 +1217,15 @@ class SyntheticWorld:
     def score(self, key, problem, slots, active=None):
         del active
         return world.score(key, problem, slots, self.config)
+
+    def init_path(self, problem):
+        return jax.tree.map(lambda x: x[0], world.init_slots(problem, self.config, 1))
+
+    def expand_path(self, key, problem, slot, index, final):
+        return world.expand_path(key, problem, slot, index, self.config, final=final)
+
+    def score_path(self, key, problem, slot, index):
+        return world.score_path(key, problem, slot, index, self.config)
 
     def embed(self, key, problem, slots, active=None):
         del active

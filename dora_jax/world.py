@@ -147,6 +147,10 @@ the root); ``expand(key, problem, slots, config, *, final)`` → (Slots, Step);
 ``prompt_tokens(config)``. Slots is a plain pytree of arrays with leading axis N, so the engine
 re-slots with ``jax.tree.map(lambda x: x[parent], slots)``. Keys may be typed or raw; expand,
 score and embed read different streams of their key, so one key may even serve all three.
+``expand_path(key, problem, slot, index, config, *, final)`` and ``score_path(key, problem, slot,
+index, config)`` are slot ``index`` of ``expand`` and ``score`` on its own (``expand`` and
+``score`` vmap them over the slots), for an engine that runs the paths of a non-reallocating rule
+independently.
 WorldConfig is a frozen, hashable dataclass: a static argument. New keys or problems never
 recompile.
 """
@@ -176,11 +180,13 @@ __all__ = [
     "direction_id",
     "embed",
     "expand",
+    "expand_path",
     "init_slots",
     "preset",
     "prompt_tokens",
     "sample_problem",
     "score",
+    "score_path",
 ]
 
 PrmMode = Literal["beta", "logit_noise"]
@@ -765,13 +771,42 @@ def expand(
     Returns:
       (Slots at the nodes reached, leading axis N; Step, leading axis N).
     """
-    del problem
     n = slots.depth.shape[0]
-    copy_u = rng.uniforms(rng.key_data(key), _STREAM_COPY, (n, _COPY_SIZE))
-    final = jnp.asarray(final, dtype=bool)
-    return jax.vmap(lambda u, i, s: _expand_one(u, i, s, final, config))(
-        copy_u, jnp.arange(n, dtype=jnp.int32), slots
+    return jax.vmap(lambda i, s: expand_path(key, problem, s, i, config, final=final))(
+        jnp.arange(n, dtype=jnp.int32), slots
     )
+
+
+def expand_path(
+    key: PRNGKeyArray,
+    problem: Problem,
+    slot: Slots,
+    index: Int[Array, ""],
+    config: WorldConfig,
+    *,
+    final: Bool[Array, ""] | bool = False,
+) -> tuple[Slots, Step]:
+    """The step of ONE slot, slot `index` of `expand(key, …)`: the same words of `key`'s copy
+    stream (word j of slot i is counter i·W + j, whatever the number of slots), so a path run on
+    its own takes exactly the steps it takes among its problem's N slots.
+
+    Args:
+      key: the round's key, as for `expand`.
+      problem: Problem (unused).
+      slot: Slots without the leading axis.
+      index: Int32[] the slot's index i (may be traced).
+      config: the world (static).
+      final: Bool[] (may be traced) — the path finishes this step.
+    Returns:
+      (Slots without the leading axis; Step without the leading axis).
+    """
+    del problem
+    index = jnp.asarray(index, jnp.int32)
+    counter = index.astype(jnp.uint32) * jnp.uint32(_COPY_SIZE) + jnp.arange(
+        _COPY_SIZE, dtype=jnp.uint32
+    )
+    copy_u = rng.open_uniform(rng.words(rng.digest(rng.key_data(key), _STREAM_COPY), counter))
+    return _expand_one(copy_u, index, slot, jnp.asarray(final, dtype=bool), config)
 
 
 def score(
@@ -790,11 +825,34 @@ def score(
     Returns:
       Float32[N].
     """
+    n = slots.w.shape[0]
+    return jax.vmap(lambda i, s: score_path(key, problem, s, i, config))(
+        jnp.arange(n, dtype=jnp.int32), slots
+    )
+
+
+def score_path(
+    key: PRNGKeyArray, problem: Problem, slot: Slots, index: Int[Array, ""], config: WorldConfig
+) -> Float[Array, ""]:
+    """The PRM score of ONE slot, slot `index` of `score(key, …)` (its noise is word `index` of
+    `key`'s score stream).
+
+    Args:
+      key: a PRNG key (typed or raw), used only when candidate_score_noise > 0.
+      problem: Problem (unused).
+      slot: Slots without the leading axis.
+      index: Int32[] the slot's index (may be traced).
+      config: the world (static).
+    Returns:
+      Float32[].
+    """
     del problem
-    w = slots.w
+    w = slot.w
     if config.candidate_score_noise == 0.0:
         return w
-    eps = rng.normal(rng.uniforms(rng.key_data(key), _STREAM_SCORE, w.shape))
+    counter = jnp.asarray(index, jnp.int32).astype(jnp.uint32)
+    u = rng.open_uniform(rng.words(rng.digest(rng.key_data(key), _STREAM_SCORE), counter))
+    eps = rng.normal(u)
     return _clip_prob(jax.nn.sigmoid(_logit(w) + config.candidate_score_noise * eps))
 
 

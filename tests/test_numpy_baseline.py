@@ -144,6 +144,20 @@ def test_floor_benchmark_times_both_engine_paths():
     assert vmap["utilization"] <= pool["utilization"] <= 1
 
 
+@pytest.mark.slow
+def test_floor_benchmark_times_path_lanes_for_temperature_sampling():
+    """--engine all for temperature sampling: vmap, the pool's problem lanes and its path
+    lanes (P/8·N = 4 of them), the same searches; the path lanes waste the fewest slot-steps."""
+    result = _floor("--rules", "temperature_sampling", "--engine", "all", "--numpy-problems", "0")
+    assert result.returncode == 0, result.stderr
+    vmap, problems, paths = (json.loads(line) for line in result.stdout.splitlines())
+    assert (vmap["engine"], problems["engine"], paths["engine"]) == ("vmap", "pool(1)", "paths(4)")
+    for r in (problems, paths):
+        assert r["accuracy"] == vmap["accuracy"]
+        assert r["steps_per_problem"] == vmap["steps_per_problem"]
+    assert vmap["utilization"] <= problems["utilization"] <= paths["utilization"] <= 1
+
+
 def _fig3(*extra):
     args = ["--problems", "3", "--budgets", "4", "--json", *extra]
     return _script("fig3_grid.py", *args)
