@@ -16,10 +16,18 @@ holds it, the extra slots dead and the budget a runtime argument), because compi
 costs more CPU (~10 s) than running the smaller budgets on more slots.
 
 Engines: `compile_pool` runs `dora_jax.search.search_pool` on each device's own rows
-(`jax.shard_map` over "problems": the pool's gathers and scatters stay on the device), whose
-results equal `jax.vmap(search)`'s bit for bit (`compile_vmap`, the reference) with less work: a
-vmapped while loop runs every problem for as many rounds as the slowest one, the pool refills a
-lane as soon as its problem stops.
+(`jax.shard_map` over "problems": the pool's gathers and scatters stay on the device) with less
+work than `jax.vmap(search)` (`compile_vmap`, the reference): a vmapped while loop runs every
+problem for as many rounds as the slowest one, the pool refills a lane as soon as its problem
+stops. A problem's search reads only its own key, problem and budget, so both run the same
+searches, and give the same bits wherever XLA compiles the per-problem float work alike at the
+two batch widths (the tests' specs). It need not: on CPU, DORA's uniqueness (Eq. 11: norms, exp,
+sums over the slots) can differ in the last bit between a batch of 200 rows and one of 25 or 1,
+and a near-tie in the apportionment then flips. `dora simulate`'s default (paper-like, P = 200,
+seed 0) has one such problem: DORA at N = 16 and 32 moves one rollout, and the records' token
+and FLOPs means move in the 5th digit (accuracies unchanged). vmap(search) itself does the same
+between batch widths (200 rows on one device against 25 per device on eight), so the runner's
+records were never independent of the batch width beyond this law-preserving last bit.
 
 The adaptive frontier (`Point`, `frontier_batch`, `frontier_search`, `run_point`): fixed-N and
 adaptive searches (`dora_jax.adaptive.search_pooled`) of DORA and REBASE, paired, in a preset

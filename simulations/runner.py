@@ -7,9 +7,10 @@ too (`jax.distributed`, one per host), and the per-problem results are gathered 
 so the records equal a single process's.
 
 Engine: the fixed-N search runs as `search_pool` on each device's own rows
-(`montecarlo.compile_pool`, LANES problems in flight per device), whose records equal the
-vmapped search's (`montecarlo.compile_vmap`, ENGINE = "vmap") bit for bit; the adaptive search
-(`spec.adaptive`) is `dora_jax.adaptive.search_pooled` on the whole batch.
+(`montecarlo.compile_pool`, LANES problems in flight per device): the vmapped search's
+(`montecarlo.compile_vmap`, ENGINE = "vmap") searches, with the equality and its one limit
+stated in `dora_jax.montecarlo`; the adaptive search (`spec.adaptive`) is
+`dora_jax.adaptive.search_pooled` on the whole batch.
 
 Compilation: one compiled search serves every method (the rule index is a runtime argument) and
 every budget of one slot count (`slots_for`), because compiling a search costs more CPU (~10 s)
