@@ -27,7 +27,6 @@ from dora_cli._common import (
     check_count,
     check_out,
     fail,
-    first_line,
     parse_budgets,
     parse_methods,
     progress_bar,
@@ -271,124 +270,24 @@ def build_spec(
 
 
 def _backend_settings(backend: str, rec, bank: Path | None, on_miss: str) -> dict[str, object]:
-    """What defines a host backend's samples, for the run's fingerprint."""
-    if backend == "replay":
-        from backends.bank import BankError, SampleBank
+    """`simulations.bench.backend_settings`, its mistakes as one line (exit 2)."""
+    from simulations import bench as bench_lib
 
-        try:
-            recorded = SampleBank(bank).only_settings()[1]
-        except BankError as error:
-            fail(str(error))
-        # error and fallthrough give the same records (a fallthrough's draws are the live draws
-        # the bank would hold); resample's differ, so only it enters the fingerprint.
-        reuse = {"on_miss": on_miss} if on_miss == "resample" else {}
-        return {"bank": str(bank), "recorded": recorded, **reuse}
-    if backend == "vllm":
-        return dict(rec.vllm)
-    if backend == "toy":
-        from backends.toy import ToyBackend
-
-        return ToyBackend.settings()
-    return {}
-
-
-def _recorded_as(backend: str, rec) -> dict[str, object]:
-    """The settings a bank records a live text backend's samples under."""
-    return {"backend": backend, **_backend_settings(backend, rec, None, "error")}
+    try:
+        return bench_lib.backend_settings(backend, rec, bank, on_miss)
+    except bench_lib.BenchError as error:
+        fail(str(error))
 
 
 def _text_world(backend: str, rec, record: Path | None, bank: Path | None, on_miss: str):
-    """(make_world, [the Backend behind it, once built]) for a text backend; (None, []) for sim.
+    """`simulations.bench.text_world`, its mistakes as one line (exit 2) before any model
+    loads."""
+    from simulations import bench as bench_lib
 
-    A replay with `--on-miss fallthrough` builds the live backend its bank was recorded from
-    (toy; vllm from --recipe), checked against the bank's settings before any model loads."""
-    from backends import bank as bank_lib
-    from backends.host_world import HostWorld
-    from backends.toy import VERSION, ToyBackend
-
-    held: list[object] = []
-    if backend == "sim":
-        return None, held
-    source = backend
-    if backend == "replay":
-        try:
-            recorded = bank_lib.SampleBank(bank).only_settings()[1]
-        except bank_lib.BankError as error:
-            fail(str(error))
-        source = "toy" if recorded.get("backend") == VERSION else str(recorded.get("backend"))
-        if on_miss == "fallthrough" and source not in ("toy", "vllm"):
-            fail(f"--on-miss fallthrough cannot rebuild the bank's backend {source!r}")
-    needs_live = backend != "replay" or on_miss == "fallthrough"
-    live = None
-    if needs_live:
-        if source == "toy":
-            live = ToyBackend.for_problems
-        else:
-            if on_miss == "fallthrough":
-                _check_fallthrough(recorded, _recorded_as("vllm", rec), bank)
-            live = _vllm_backend(rec)
-
-    def build(problems):
-        if backend == "replay":
-            store = bank_lib.SampleBank(bank)
-            try:
-                model = bank_lib.ReplayBackend(
-                    store,
-                    on_miss=on_miss,
-                    live=None if live is None else live(problems),
-                    live_settings=_recorded_as(source, rec),
-                )
-            except bank_lib.BankError as error:
-                fail(str(error))
-        else:
-            assert live is not None
-            model = live(problems)
-            if record is not None:
-                store = bank_lib.SampleBank(record)
-                model = bank_lib.RecordingBackend(model, store, _recorded_as(backend, rec))
-        held.append(model)
-        return HostWorld(model, problems)
-
-    return build, held
-
-
-def _check_fallthrough(recorded: dict, mine: dict, bank: Path | None) -> None:
-    """One line, before a model loads, when the recipe's [vllm] is not what the bank recorded."""
-    theirs = {k: v for k, v in recorded.items() if k != "embed_dim"}
-    mine = json.loads(json.dumps(mine, sort_keys=True))
-    if mine != theirs:
-        key = next(k for k in [*mine, *theirs] if mine.get(k) != theirs.get(k))
-        fail(
-            f"--on-miss fallthrough: the recipe's {key} is {mine.get(key)!r}, the bank {bank} "
-            f"recorded {theirs.get(key)!r}"
-        )
-
-
-def _vllm_backend(rec):
-    """A factory of the VLLMBackend built (once, now) from the recipe's [vllm] table."""
-    from simulations import recipe as recipe_lib
-
-    if not rec.vllm.get("policy"):
-        fail("--backend vllm needs a recipe with a [vllm] table naming at least the policy")
     try:
-        recipe_lib.check_model_paths(rec.vllm)
-    except recipe_lib.RecipeError as error:
+        return bench_lib.text_world(backend, rec, record, bank, on_miss)
+    except bench_lib.BenchError as error:
         fail(str(error))
-    try:
-        from backends.vllm_backend import VLLMBackend, VLLMSettings
-    except ImportError as error:
-        fail(f"the vllm backend cannot be imported ({error}); see the README's vLLM section")
-    try:
-        settings = VLLMSettings(**rec.vllm)
-    except (TypeError, ValueError) as error:
-        fail(f"[vllm] in {rec.path}: {first_line(error)}")
-    try:
-        backend = VLLMBackend(settings)
-    except ImportError as error:
-        fail(f"vLLM is not installed here ({error}); see the README's vLLM section")
-    except Exception as error:  # model loading: report one line, whatever vLLM raised
-        fail(f"cannot start the vLLM backend: {first_line(error)}")
-    return lambda problems: backend
 
 
 def _counters(held: list[object]) -> dict[str, int]:

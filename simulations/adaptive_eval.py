@@ -28,8 +28,6 @@ Run: `python -m simulations.adaptive_eval [--problems P] [--out docs/adaptive_fr
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
 import itertools
 import json
 import math
@@ -38,101 +36,27 @@ import time
 import warnings
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from dora_jax import ledger as ledger_lib
-from dora_jax import world as world_lib
-from dora_jax.adaptive import Adaptive, search_pooled
-from dora_jax.search import Rule, SearchConfig, SyntheticWorld
+from dora_jax.adaptive import Adaptive
+from dora_jax.montecarlo import (
+    FRONTIER_METHODS,
+    FRONTIER_WORLDS,
+    Point,
+    frontier_batch,
+    frontier_search,
+    level_problems,
+    run_point,
+)
 
-LEVEL_SIZES = (43, 90, 105, 128, 134)  # MATH500's levels 1..5 (§4.1)
-LEVEL_MEANS = (0.75, 0.55, 0.40, 0.25, 0.10)  # assumed mean p(root) per level
-LEVEL_CONCENTRATION = 4.0  # a + b of each level's Beta prior
-METHODS = ("dora", "rebase")
-WORLDS = {"levels": "paper-like", "redundant": "redundant", "noisy-prm": "noisy-prm"}
+__all__ = ["Point", "evaluate", "evaluate_totals", "level_problems", "main", "plot", "run_point"]
+
+METHODS = FRONTIER_METHODS
+WORLDS = FRONTIER_WORLDS
 BOOTSTRAP = 2000
-
-
-@dataclasses.dataclass(frozen=True)
-class Point:
-    """One search setting: a rule at budget N, fixed (adaptive=None) or adaptive."""
-
-    method: str
-    budget: int
-    adaptive: Adaptive | None = None
-
-    @property
-    def label(self) -> str:
-        if self.adaptive is None:
-            return f"{self.method} fixed N={self.budget}"
-        a = self.adaptive
-        stop = f"θ={a.threshold}" if a.threshold is not None else f"c={a.price}"
-        total = "" if a.total is None else f" total={a.total}" + ("" if a.finish else " no-EOS")
-        return f"{self.method} adaptive N={self.budget} {stop} cap={a.cap}{total}"
-
-
-def level_problems(config: world_lib.WorldConfig, key, count: int):
-    """`count` problems in MATH500's level proportions (easiest first) and their levels [P]."""
-    sizes = np.floor(np.asarray(LEVEL_SIZES) / sum(LEVEL_SIZES) * count).astype(int)
-    sizes[
-        np.argsort(-(np.asarray(LEVEL_SIZES) / sum(LEVEL_SIZES) * count - sizes))[
-            : count - sizes.sum()
-        ]
-    ] += 1
-    parts, levels = [], []
-    for level, (size, mean) in enumerate(zip(sizes, LEVEL_MEANS, strict=True), start=1):
-        c = dataclasses.replace(
-            config,
-            difficulty_a=mean * LEVEL_CONCENTRATION,
-            difficulty_b=(1 - mean) * LEVEL_CONCENTRATION,
-        )
-        keys = jax.random.split(jax.random.fold_in(key, level), int(size))
-        parts.append(jax.vmap(lambda k, c=c: world_lib.sample_problem(k, c))(keys))
-        levels += [level] * int(size)
-    problems = jax.tree.map(lambda *x: jnp.concatenate(x), *parts)
-    return problems, np.asarray(levels)
-
-
-def batch(world_name: str, seed: int, count: int):
-    """(config, problems, search keys, levels or None) for one world and seed."""
-    config = world_lib.preset(WORLDS.get(world_name, world_name))
-    k_problems, k_search = jax.random.split(jax.random.key(seed))
-    if world_name == "levels":
-        problems, levels = level_problems(config, k_problems, count)
-    else:
-        problems = jax.vmap(lambda k: world_lib.sample_problem(k, config))(
-            jax.random.split(k_problems, count)
-        )
-        levels = None
-    return config, problems, jax.random.split(k_search, count), levels
-
-
-@functools.cache
-def compiled(config: world_lib.WorldConfig, slots: int, max_rounds: int):
-    world = SyntheticWorld(config)
-    search_config = SearchConfig(slots, tuple(Rule.make(m) for m in METHODS), max_rounds)
-    return jax.jit(
-        lambda k, p, r, params: search_pooled(k, p, world, search_config, params, rule=r)
-    )
-
-
-def run_point(fn, problems, keys, point: Point, *, control: bool = False) -> dict[str, Any]:
-    """Per-problem accuracy and FLOPs of one point (and what the stops did)."""
-    adaptive = point.adaptive or Adaptive()
-    params = adaptive.params(point.budget, control=control)
-    result, record = fn(keys, problems, jnp.int32(METHODS.index(point.method)), params)
-    result, record = jax.tree.map(np.asarray, jax.block_until_ready((result, record)))
-    led = ledger_lib.Ledger(*(np.asarray(x, np.float64) for x in result.ledger))
-    return {
-        "accuracy": result.accuracy.astype(np.float64),
-        "flops": np.asarray(ledger_lib.flops(led)["total"], np.float64),
-        "rollouts": led.rollouts,
-        "reason": record.reason,
-        "stop_round": record.stop_round,
-        "max_width": record.width.max(axis=1),
-    }
+# The batch and the compiled search of a point (the same machinery as `adaptive-pareto`'s).
+batch = frontier_batch
+compiled = frontier_search
 
 
 def _interp(x, xs, ys):

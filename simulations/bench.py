@@ -73,6 +73,143 @@ class BenchError(ValueError):
     """A bad bench input (one line)."""
 
 
+def _first_line(error: BaseException) -> str:
+    """An exception as one line (its message's first line, or its type's name)."""
+    lines = [x for x in str(error).splitlines() if x.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+# --- host (text) backends: what defines their samples, and the world a run builds on them ----
+
+
+def backend_settings(backend: str, rec, bank: Path | None, on_miss: str) -> dict[str, object]:
+    """What defines a host backend's samples, for the run's fingerprint (a bad bank: BenchError)."""
+    if backend == "replay":
+        from backends.bank import BankError, SampleBank
+
+        try:
+            recorded = SampleBank(bank).only_settings()[1]
+        except BankError as error:
+            raise BenchError(str(error)) from None
+        # error and fallthrough give the same records (a fallthrough's draws are the live draws
+        # the bank would hold); resample's differ, so only it enters the fingerprint.
+        reuse = {"on_miss": on_miss} if on_miss == "resample" else {}
+        return {"bank": str(bank), "recorded": recorded, **reuse}
+    if backend == "vllm":
+        return dict(rec.vllm)
+    if backend == "toy":
+        from backends.toy import ToyBackend
+
+        return ToyBackend.settings()
+    return {}
+
+
+def recorded_as(backend: str, rec) -> dict[str, object]:
+    """The settings a bank records a live text backend's samples under."""
+    return {"backend": backend, **backend_settings(backend, rec, None, "error")}
+
+
+def text_world(backend: str, rec, record: Path | None, bank: Path | None, on_miss: str):
+    """(make_world, [the Backend behind it, once built]) for a text backend; (None, []) for sim.
+
+    A replay with `--on-miss fallthrough` builds the live backend its bank was recorded from
+    (toy; vllm from --recipe), checked against the bank's settings before any model loads.
+    Mistakes (a bad bank, recipe or model stack): one-line BenchError."""
+    from backends import bank as bank_lib
+    from backends.host_world import HostWorld
+    from backends.toy import VERSION, ToyBackend
+
+    held: list[object] = []
+    if backend == "sim":
+        return None, held
+    source = backend
+    if backend == "replay":
+        try:
+            recorded = bank_lib.SampleBank(bank).only_settings()[1]
+        except bank_lib.BankError as error:
+            raise BenchError(str(error)) from None
+        source = "toy" if recorded.get("backend") == VERSION else str(recorded.get("backend"))
+        if on_miss == "fallthrough" and source not in ("toy", "vllm"):
+            raise BenchError(f"--on-miss fallthrough cannot rebuild the bank's backend {source!r}")
+    needs_live = backend != "replay" or on_miss == "fallthrough"
+    live = None
+    if needs_live:
+        if source == "toy":
+            live = ToyBackend.for_problems
+        else:
+            if on_miss == "fallthrough":
+                check_fallthrough(recorded, recorded_as("vllm", rec), bank)
+            live = vllm_backend(rec)
+
+    def build(problems):
+        if backend == "replay":
+            store = bank_lib.SampleBank(bank)
+            try:
+                model = bank_lib.ReplayBackend(
+                    store,
+                    on_miss=on_miss,
+                    live=None if live is None else live(problems),
+                    live_settings=recorded_as(source, rec),
+                )
+            except bank_lib.BankError as error:
+                raise BenchError(str(error)) from None
+        else:
+            assert live is not None
+            model = live(problems)
+            if record is not None:
+                store = bank_lib.SampleBank(record)
+                model = bank_lib.RecordingBackend(model, store, recorded_as(backend, rec))
+        held.append(model)
+        return HostWorld(model, problems)
+
+    return build, held
+
+
+def check_fallthrough(recorded: dict, mine: dict, bank: Path | None) -> None:
+    """One line, before a model loads, when the recipe's [vllm] is not what the bank recorded."""
+    theirs = {k: v for k, v in recorded.items() if k != "embed_dim"}
+    mine = json.loads(json.dumps(mine, sort_keys=True))
+    if mine != theirs:
+        key = next(k for k in [*mine, *theirs] if mine.get(k) != theirs.get(k))
+        raise BenchError(
+            f"--on-miss fallthrough: the recipe's {key} is {mine.get(key)!r}, the bank {bank} "
+            f"recorded {theirs.get(key)!r}"
+        )
+
+
+def vllm_backend(rec):
+    """A factory of the VLLMBackend built (once, now) from the recipe's [vllm] table."""
+    from simulations import recipe as recipe_lib
+
+    if not rec.vllm.get("policy"):
+        raise BenchError(
+            "--backend vllm needs a recipe with a [vllm] table naming at least the policy"
+        )
+    try:
+        recipe_lib.check_model_paths(rec.vllm)
+    except recipe_lib.RecipeError as error:
+        raise BenchError(str(error)) from None
+    try:
+        from backends.vllm_backend import VLLMBackend, VLLMSettings
+    except ImportError as error:
+        raise BenchError(
+            f"the vllm backend cannot be imported ({error}); see the README's vLLM section"
+        ) from None
+    try:
+        settings = VLLMSettings(**rec.vllm)
+    except (TypeError, ValueError) as error:
+        raise BenchError(f"[vllm] in {rec.path}: {_first_line(error)}") from None
+    try:
+        backend = VLLMBackend(settings)
+    except ImportError as error:
+        raise BenchError(
+            f"vLLM is not installed here ({error}); see the README's vLLM section"
+        ) from None
+    except Exception as error:  # model loading: report one line, whatever vLLM raised
+        raise BenchError(f"cannot start the vLLM backend: {_first_line(error)}") from None
+    return lambda problems: backend
+
+
 @dataclasses.dataclass(frozen=True)
 class BenchSpec:
     """What to run. `problems` are the dataset's (already loaded and limited)."""

@@ -1,27 +1,27 @@
 """The Monte Carlo runner behind `dora simulate`: methods × budgets × seeds on a synthetic world.
 
-Pairing: for a seed s, the P problems and the search keys are the same for every method and every
-budget, so method differences are paired (their variance excludes the problem-to-problem spread).
-The batch of problems is sharded over all visible devices (`jax.sharding`). Across processes
-(`jax.distributed`, one per host), the mesh spans every process's devices: each process builds the
-rows its own devices hold (problems come from (seed, index) alone, so every process derives the
-same batch), all run the same compiled search on the global batch, and the per-problem results are
-gathered to every process, so the records equal a single process's.
+The batch machinery is `dora_jax.montecarlo`'s (pairing, sharding, gathers, shared slot counts):
+for a seed s, the P problems and the search keys are the same for every method and every budget,
+so method differences are paired. The batch is sharded over all visible devices, across processes
+too (`jax.distributed`, one per host), and the per-problem results are gathered to every process,
+so the records equal a single process's.
 
-Compilation: one compiled, vmapped search serves every method (the rule index is a runtime
-argument) and every budget of one slot count (`slots_for`: a budget runs in the smallest of
-SHARED_SLOTS that holds it, with the extra slots dead and the budget a runtime argument), because
-compiling a search costs more CPU (~10 s) than running the smaller budgets on more slots. Compiles
-and runs share WORKERS threads (XLA releases the GIL), the largest search first, so that the cores
-stay busy.
+Engine: the fixed-N search runs as `search_pool` on each device's own rows
+(`montecarlo.compile_pool`, LANES problems in flight per device): the vmapped search's
+(`montecarlo.compile_vmap`, ENGINE = "vmap") searches, with the equality and its one limit
+stated in `dora_jax.montecarlo`; the adaptive search (`spec.adaptive`) is
+`dora_jax.adaptive.search_pooled` on the whole batch.
+
+Compilation: one compiled search serves every method (the rule index is a runtime argument) and
+every budget of one slot count (`slots_for`), because compiling a search costs more CPU (~10 s)
+than running the smaller budgets on more slots. Compiles and runs share WORKERS threads (XLA
+releases the GIL), the largest search first, so that the cores stay busy.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import itertools
-import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -30,81 +30,45 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from backends.files import atomic_write, jsonl_text
 from dora_jax import adaptive as adaptive_lib
-from dora_jax import ledger as ledger_lib
-from dora_jax.search import SearchConfig, SyntheticWorld, search
+from dora_jax import montecarlo
+from dora_jax.montecarlo import SHARED_SLOTS, gather, padded_count, slots_for
+from dora_jax.search import SearchConfig, SyntheticWorld
 from simulations.spec import ExperimentSpec
 
-# The slot counts of the shared compiled searches (the paper's budgets 16–64 share 64 slots and
-# 128–256 share 256). A budget's slot count depends on the budget alone, so a record never depends
-# on which other budgets a spec lists. (Records equal a search compiled for the budget itself,
-# except where DORA's sums over the slots, rounded differently at another slot count, flip a float
-# near-tie: the same law.)
-SHARED_SLOTS = (64, 256)
+__all__ = [
+    "SHARED_SLOTS",
+    "compile_search",
+    "gather",
+    "global_batch",
+    "make_batch",
+    "padded_count",
+    "run",
+    "slots_for",
+    "summarize",
+]
+
 WORKERS = 2  # threads for compiles and runs (the 2-core machine this is tuned on)
-
-
-def _mesh() -> Mesh:
-    return Mesh(np.asarray(jax.devices()), ("problems",))
-
-
-def _shard(tree: Any, mesh: Mesh) -> Any:
-    """`tree` (every leaf [P, ...], the same in every process) sharded over the mesh's problems.
-
-    Across processes each process places only the rows of its own devices: a global array is
-    assembled from per-device pieces, never sent from one process to another.
-    """
-    sharding = NamedSharding(mesh, PartitionSpec("problems"))
-    if jax.process_count() == 1:
-        return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
-    return jax.tree.map(
-        lambda x: jax.make_array_from_callback(x.shape, sharding, x.__getitem__), tree
-    )
-
-
-def gather(tree: Any) -> Any:
-    """A global result as host arrays of the whole batch, in every process (a collective: every
-    process calls it, in the same order)."""
-    if jax.process_count() == 1:
-        return tree
-    return multihost_utils.process_allgather(tree, tiled=True)
-
-
-def padded_count(problems: int, devices: int) -> int:
-    return -(-problems // devices) * devices
+ENGINE = "pool"  # the fixed-N engine: "pool" (search_pool per device) or "vmap" (the reference)
+LANES: int | None = None  # problems in flight per device; None: montecarlo.default_lanes
 
 
 def global_batch(spec: ExperimentSpec, seed: int, problems: int):
-    """One seed's batch of `problems` problems, padded to a multiple of the global device count
-    and sharded over every device (every process's, under `jax.distributed`); run a search on it
-    and `gather` the result."""
-    mesh = _mesh()
-    return _shard(make_batch(spec, seed, padded_count(problems, mesh.size)), mesh)
+    """One seed's batch of `problems` problems of the spec's world, padded to a multiple of the
+    global device count and sharded over every device; run a search on it and `gather` it."""
+    return montecarlo.global_batch(SyntheticWorld(spec.world), seed, problems)
 
 
 def make_batch(spec: ExperimentSpec, seed: int, count: int):
     """Problems and search keys for one seed (identical for every method and budget)."""
-    return _batch(SyntheticWorld(spec.world), seed, count)
+    return montecarlo.make_batch(SyntheticWorld(spec.world), seed, count)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2))
-def _batch(world: SyntheticWorld, seed: int, count: int):
-    k_problems, k_search = jax.random.split(jax.random.key(seed))
-    problems = jax.vmap(world.sample_problem)(jax.random.split(k_problems, count))
-    return problems, jax.random.split(k_search, count)
-
-
-def slots_for(budget: int) -> int:
-    """The slot count of the compiled search that runs `budget`."""
-    return next((slots for slots in SHARED_SLOTS if budget <= slots), budget)
-
-
-def compile_search(spec: ExperimentSpec, slots: int, batch):
-    """The vmapped search with `slots` slots: (keys, problems, rule index, budget ≤ slots).
+def compile_search(spec: ExperimentSpec, slots: int, batch, *, engine: str | None = None):
+    """The search with `slots` slots on `batch`: (keys, problems, rule index, budget ≤ slots)
+    -> SearchResult, by `engine` ("pool" or "vmap"; default ENGINE: the same records).
 
     With `spec.adaptive` it is `dora_jax.adaptive.search_pooled` on the whole batch instead:
     (keys, problems, rule index, StopParams), returning (SearchResult, PoolRecord).
@@ -118,47 +82,17 @@ def compile_search(spec: ExperimentSpec, slots: int, batch):
         )
         params = spec.adaptive.params(slots)._replace(rows=jnp.int32(spec.problems))
         return pooled.lower(keys, problems, jnp.int32(0), params).compile()
-
-    def one(key, problem, rule, budget):
-        return search(key, problem, world, config, rule=rule, budget=budget)
-
-    fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
-    problems, keys = batch
-    return fn.lower(keys, problems, jnp.int32(0), jnp.int32(slots)).compile()
+    engine = ENGINE if engine is None else engine
+    if engine == "pool":
+        return montecarlo.compile_pool(world, config, batch, lanes=LANES)
+    if engine == "vmap":
+        return montecarlo.compile_vmap(world, config, batch)
+    raise ValueError(f"engine must be 'pool' or 'vmap', got {engine!r}")
 
 
 def summarize(result, spec: ExperimentSpec, problems: int) -> dict[str, Any]:
     """Means over the first `problems` rows of a batched SearchResult (padding dropped)."""
-
-    def rows(x):
-        return np.asarray(x)[:problems]
-
-    out: dict[str, Any] = {}
-    for name, field in (
-        ("accuracy", "accuracy"),
-        ("majority_accuracy", "majority"),
-        ("best_of_n_accuracy", "best_of_n"),
-        ("pass_at_n", "pass_at_n"),
-        ("correct_fraction", "correct_fraction"),
-    ):
-        values = rows(getattr(result, field)).astype(np.float64)
-        out[name] = float(values.mean())
-        out[f"{name}_se"] = float(values.std(ddof=1) / math.sqrt(problems)) if problems > 1 else 0.0
-    led = jax.tree.map(rows, result.ledger)
-    out["rollouts"] = float(led.rollouts.mean())
-    out["rounds"] = float(rows(result.rounds).mean())
-    out["tokens"] = {
-        "policy": float(led.policy_tokens.mean()),
-        "prm": float(led.prm_tokens.mean()),
-        "prm_cached": float(led.prm_tokens_cached.mean()),
-        "embedding": float(led.embed_tokens.mean()),
-    }
-    flops = ledger_lib.flops(
-        ledger_lib.Ledger(*(np.asarray(x, np.float64) for x in led)), spec.model_sizes
-    )
-    out["flops"] = {name: float(np.mean(value)) for name, value in flops.items()}
-    out["per_problem_accuracy"] = rows(result.accuracy).astype(np.int8)
-    return out
+    return montecarlo.summarize(result, spec.model_sizes, problems)
 
 
 def summarize_pool(record: adaptive_lib.PoolRecord, problems: int) -> dict[str, Any]:
@@ -186,10 +120,11 @@ def run(
     *,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    engine: str | None = None,
 ) -> list[dict[str, Any]]:
     """Runs the whole grid; returns one record per (method, budget, seed), in that nesting
     (budgets outermost, in the spec's order). `on_record` and `progress` are called from the
-    calling thread as runs finish (in completion order)."""
+    calling thread as runs finish (in completion order); `engine` as in `compile_search`."""
     batches = {seed: global_batch(spec, seed, spec.problems) for seed in range(spec.seeds)}
     versions = {
         "jax": jax.__version__,
@@ -233,7 +168,7 @@ def run(
         # Every process must issue the same collectives (the gathers) in the same order, so the
         # grid runs in one fixed order, without the thread pool's completion order.
         for slots in sorted(budgets_of, reverse=True):
-            compiled, compile_s = _timed_compile(spec, slots, batches[0])
+            compiled, compile_s = _timed_compile(spec, slots, batches[0], engine)
             for budget, seed, (index, rule) in jobs(slots):
                 result, wall_s = _timed_run(compiled, batches[seed], index, budget, spec)
                 finish(budget, seed, index, rule, compile_s, gather(result), wall_s)
@@ -241,7 +176,7 @@ def run(
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
         # The largest search first: its compile and its runs are the longest jobs.
         compiling = {
-            pool.submit(_timed_compile, spec, slots, batches[0]): slots
+            pool.submit(_timed_compile, spec, slots, batches[0], engine): slots
             for slots in sorted(budgets_of, reverse=True)
         }
         running: dict[concurrent.futures.Future, tuple] = {}
@@ -263,9 +198,9 @@ def run(
     return [records[k] for k in sorted(records)]
 
 
-def _timed_compile(spec: ExperimentSpec, slots: int, batch):
+def _timed_compile(spec: ExperimentSpec, slots: int, batch, engine: str | None):
     start = time.perf_counter()
-    compiled = compile_search(spec, slots, batch)
+    compiled = compile_search(spec, slots, batch, engine=engine)
     return compiled, time.perf_counter() - start
 
 

@@ -34,9 +34,9 @@ from dora_jax import world as world_lib
 from dora_jax import world_spec
 from dora_jax.adaptive import Adaptive, AdaptiveError
 from dora_jax.ledger import ModelSizes
+from dora_jax.montecarlo import PAPER_METHODS
 from dora_jax.search import MAX_ROUNDS, Rule
 
-PAPER_METHODS = ("temperature_sampling", "beam_search", "dvts", "rebase", "dora")
 PAPER_BUDGETS = (16, 32, 64, 128, 256)
 
 

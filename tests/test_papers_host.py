@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dora_cli import bench as bench_cli
 from dora_cli.main import main
 from papers import reproduce
+from simulations import bench as bench_lib
 
 RUN = ["--problems", "3", "--budgets", "16", "--max-rounds", "4"]
 TINY_TABLE1 = (16, 16)
@@ -153,7 +153,7 @@ def test_vllm_runs_the_bench_machinery_on_the_recipes_cell(monkeypatch, tmp_path
         built.append(rec.vllm["policy"])
         return ToyBackend.for_problems
 
-    monkeypatch.setattr(bench_cli, "_vllm_backend", fake_stack)
+    monkeypatch.setattr(bench_lib, "vllm_backend", fake_stack)
     args = ["paper", "fig3", "--backend", "vllm", "--recipe", "paper-qwen-1.5b", *RUN]
     code, printed, err = _run([*args, "--seeds", "1", "--out", str(tmp_path), "--json"])
     assert code == 0, err

@@ -114,6 +114,28 @@ def test_budgets_share_compiled_searches_and_records_do_not_depend_on_them():
                 assert np.array_equal(np.asarray(value), np.asarray(b[key])), key
 
 
+@pytest.mark.slow
+def test_pool_engine_records_equal_the_vmap_engine():
+    """`dora simulate`'s engine (search_pool per device) gives the vmapped search's records bit
+    for bit: every paper method, two budgets sharing one compiled search, two seeds, and an odd
+    P whose pool refills its lanes."""
+    s = spec.build_spec(
+        world="paper-like",
+        seeds=2,
+        methods=list(spec.PAPER_METHODS),
+        budgets=[8, 4],
+        problems=9,
+        max_rounds=6,
+    )
+    pool, vmap = (runner.run(s, engine=engine) for engine in ("pool", "vmap"))
+    drop = ("wall_s", "compile_s")
+    assert len(pool) == len(vmap) == 5 * 2 * 2
+    for a, b in zip(pool, vmap, strict=True):
+        for key, value in a.items():
+            if key not in drop:
+                assert np.array_equal(np.asarray(value), np.asarray(b[key])), (key, a["method"])
+
+
 def test_two_devices_give_identical_results(tmp_path):
     """The problem batch sharded over 2 (host) devices computes exactly what one device does."""
     code = (

@@ -30,9 +30,9 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from dora_jax import montecarlo
 from dora_jax import world as world_lib
 from dora_jax.adaptive import Adaptive
-from simulations import adaptive_eval
 from theory import simulated
 from theory.core import Measurement, Protocol, claim
 
@@ -60,8 +60,10 @@ def _setup(region: dict[str, Any]):
     """(the compiled pooled search, problems, search keys) of the region: the same search and
     batch whether compiled here or ahead in the background (`_prepare`)."""
     config = world_lib.preset(region["world"])
-    _, problems, keys, _ = adaptive_eval.batch(region["world"], region["seed"], region["problems"])
-    fn = adaptive_eval.compiled(config, region["slots"], region["max_rounds"])
+    _, problems, keys, _ = montecarlo.frontier_batch(
+        region["world"], region["seed"], region["problems"]
+    )
+    fn = montecarlo.frontier_search(config, region["slots"], region["max_rounds"])
     params = SETTING.params(ADAPTIVE_N)
     return fn.lower(keys, problems, jnp.int32(0), params).compile(), problems, keys
 
@@ -87,11 +89,9 @@ def measure(region: dict[str, Any], control: bool) -> dict[str, Any]:
         _SETUPS[_key(region)].set_result(_setup(region))
     fn, problems, keys = _SETUPS[_key(region)].result()
     method = region["method"]
-    fixed = [
-        adaptive_eval.run_point(fn, problems, keys, adaptive_eval.Point(method, n)) for n in FIXED
-    ]
-    point = adaptive_eval.Point(method, ADAPTIVE_N, SETTING)
-    got = adaptive_eval.run_point(fn, problems, keys, point, control=control)
+    fixed = [montecarlo.run_point(fn, problems, keys, montecarlo.Point(method, n)) for n in FIXED]
+    point = montecarlo.Point(method, ADAPTIVE_N, SETTING)
+    got = montecarlo.run_point(fn, problems, keys, point, control=control)
     log_f = [math.log(f["flops"].mean()) for f in fixed]
     at = math.log(got["flops"].mean())
     i = int(np.clip(np.searchsorted(log_f, at) - 1, 0, len(FIXED) - 2))

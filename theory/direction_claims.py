@@ -497,7 +497,7 @@ TABLE1_SIGMA_PILOT = 0.52
 
 
 def _simulated():
-    # imported on use: the simulated world (simulations.runner) loads only for this claim
+    # imported on use: the simulated searches (dora_jax.montecarlo) load only for this claim
     from theory import simulated
 
     return simulated

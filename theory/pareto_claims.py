@@ -4,7 +4,7 @@ world: DORA at a quarter of the budget against each baseline at the full budget.
 Table 1's comparison is DORA@64 against the baselines@256: DORA is at least as accurate at a
 quarter of the rollouts and fewer FLOPs. Here that is a hypothesis tested per (world, baseline):
 the paired per-problem accuracy difference d = acc(DORA@N/4) − acc(baseline@N) on the same
-problems and search keys (`simulations.runner`'s pairing), judged non-inferior when d ≥ −MARGIN.
+problems and search keys (`dora_jax.montecarlo`'s pairing), judged non-inferior when d ≥ −MARGIN.
 
 Design (anytime-valid by a union bound): problems arrive in batches of a fresh seed each, at
 looks after a doubling number of batches (the region's `schedule`, cumulative: 1, 2, 4, 8, …);
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dora_jax import world as world_lib
-from simulations.spec import PAPER_METHODS
+from dora_jax.montecarlo import PAPER_METHODS
 from theory import simulated
 from theory.core import Measurement, Protocol, claim, k_for
 

@@ -1,7 +1,7 @@
 """Paired simulated searches for the empirical claims (Table 1's FLOPs, the Pareto claim).
 
 One compiled search per (world, slots, problems, max rounds), shared by every claim that runs
-in that world (`simulations.runner.compile_search`, the runner's own pairing: for a seed, the
+in that world (`dora_jax.montecarlo`'s batches, as `dora simulate`'s: for a seed, the
 problems and search keys are the same for every method and budget). Besides the paper's methods
 it holds Eq. 7's exact one-step optimum with the world's κ ("optimal") and with κ × MISCALIBRATION
 ("optimal-miscalibrated"): the rule index is a runtime argument, so two more rules cost a little
@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dora_jax import ledger as ledger_lib
+from dora_jax import montecarlo
 from dora_jax import world as world_lib
+from dora_jax.montecarlo import PAPER_METHODS
 from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search
-from simulations import runner
-from simulations.spec import PAPER_METHODS, ExperimentSpec
 
 MISCALIBRATION = 1000.0  # the κ factor of "optimal-miscalibrated"
 METHODS = (*PAPER_METHODS, "optimal", "optimal-miscalibrated")
@@ -42,16 +42,7 @@ def _rules(config: world_lib.WorldConfig) -> tuple[Rule, ...]:
     )
 
 
-@functools.cache
-def _spec(config: world_lib.WorldConfig, problems: int, max_rounds: int) -> ExperimentSpec:
-    return ExperimentSpec(
-        world=config,
-        world_name="theory",
-        rules=_rules(config),
-        budgets=(64,),  # a placeholder: each run passes its own budget
-        problems=problems,
-        max_rounds=max_rounds,
-    )
+MODEL_SIZES = ledger_lib.ModelSizes.for_policy("llama-3.2-1b")  # `dora simulate`'s default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,15 +96,14 @@ def _group_key(config: world_lib.WorldConfig) -> tuple:
 def _compile(group: tuple[world_lib.WorldConfig, ...], slots: int, problems: int, max_rounds: int):
     """The vmapped search over `group`'s worlds with `slots` slots: (keys, problems, rule index,
     budget ≤ slots, world index in `group`)."""
-    spec = _spec(group[0], problems, max_rounds)
-    config = SearchConfig(slots, spec.rules, spec.max_rounds)
+    config = SearchConfig(slots, _rules(group[0]), max_rounds)
     worlds = tuple(SyntheticWorld(c) for c in group)
 
     def one(key, problem, rule, budget, index):
         world = _WorldSwitch(worlds, index)
         return search(key, problem, world, config, rule=rule, budget=budget)
 
-    problems_b, keys = runner.global_batch(spec, 0, problems)
+    problems_b, keys = montecarlo.global_batch(worlds[0], 0, problems)
     fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None)))
     return fn.lower(keys, problems_b, jnp.int32(0), jnp.int32(slots), jnp.int32(0)).compile()
 
@@ -165,7 +155,7 @@ def prefetch(
     if jax.process_count() > 1:
         return
     with _LOCK:
-        for slots in sorted({runner.slots_for(b) for b in budgets}, reverse=True):
+        for slots in sorted({montecarlo.slots_for(b) for b in budgets}, reverse=True):
             wanted = (config, slots, problems, max_rounds)
             if wanted not in _GROUP and wanted not in _WANTED:
                 _WANTED.append(wanted)
@@ -209,8 +199,8 @@ def launch() -> None:
 @functools.cache
 def _batch(config: world_lib.WorldConfig, seed: int, problems: int, max_rounds: int):
     # Sharded over every device (every process's under jax.distributed; padding rows dropped
-    # by `runner.summarize`).
-    return runner.global_batch(_spec(config, problems, max_rounds), seed, problems)
+    # by `montecarlo.summarize`).
+    return montecarlo.global_batch(SyntheticWorld(config), seed, problems)
 
 
 def _run(
@@ -219,16 +209,15 @@ def _run(
 ) -> dict[str, Any]:  # fmt: skip
     """One (method, budget) on one seed's batch: the runner's summary, with per-problem FLOPs
     and rounds."""
-    spec = _spec(config, problems, max_rounds)
     problems_b, keys = _batch(config, seed, problems, max_rounds)
-    fn, index = _compiled(config, runner.slots_for(budget), problems, max_rounds)
-    result = runner.gather(jax.block_until_ready(
+    fn, index = _compiled(config, montecarlo.slots_for(budget), problems, max_rounds)
+    result = montecarlo.gather(jax.block_until_ready(
         fn(keys, problems_b, np.int32(INDEX[method]), np.int32(budget), np.int32(index))
     ))  # fmt: skip
-    summary = runner.summarize(result, spec, problems)
+    summary = montecarlo.summarize(result, MODEL_SIZES, problems)
     # Per problem (for ratios of means with a delta-method SE over paired problems).
     led = ledger_lib.Ledger(*(np.asarray(x, np.float64)[:problems] for x in result.ledger))
-    summary["per_problem_flops"] = np.asarray(ledger_lib.flops(led, spec.model_sizes)["total"])
+    summary["per_problem_flops"] = np.asarray(ledger_lib.flops(led, MODEL_SIZES)["total"])
     summary["per_problem_rounds"] = np.asarray(result.rounds, np.float64)[:problems]
     return summary
 
