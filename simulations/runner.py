@@ -131,6 +131,8 @@ def run(
         "devices": jax.device_count(),
         "processes": jax.process_count(),
         "platform": jax.devices()[0].platform,
+        # The fixed-N engine: its records equal the other's up to float near-ties (module doc).
+        "engine": (ENGINE if engine is None else engine) if spec.adaptive is None else "pooled",
     }
     budgets_of: dict[int, list[int]] = {}
     for budget in spec.budgets:
