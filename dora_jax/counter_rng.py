@@ -7,9 +7,10 @@ words from a keyed counter hash of a key's data, x_i = mix(mix(G·i ^ a) + b), w
 hash-prospector; bias ≈ 0.02, near the ideal). Streams (small integer tags) separate the uses of
 one key; the same key and tag give the same bits. Normals are inverse-CDF transforms; Gamma and
 Beta draws use at most `PROPOSALS` Marsaglia–Tsang proposals (`log_gammas`). Word i of a stream
-depends on i alone, so a draw that reads its words one at a time in a while loop gets the same
-bits however long the loop runs: a batched loop runs until its slowest element is done, and XLA
-compiles a loop body once, small.
+depends on i alone, so a draw that reads its words one at a time in a loop gets the same bits
+however the loop is run: a vmapped while loop runs until its slowest element is done (Gamma
+proposals: 3-5 trips), or a few steps for every draw and then only the rare draws that need more
+loop on their own (`settle` over the whole vmapped batch, `whole_batch`: the GEM sticks).
 
 Used by `dora_jax.world`; every function is pure and shape-polymorphic over leading axes.
 """
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int, PRNGKeyArray, UInt32
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, UInt32
 
 __all__ = [
     "GAMMA_UNIFORMS",
@@ -36,7 +39,9 @@ __all__ = [
     "mix32",
     "normal",
     "open_uniform",
+    "settle",
     "uniforms",
+    "whole_batch",
     "words",
 ]
 
@@ -102,6 +107,93 @@ def uniforms(
 def normal(u: Float[Array, "*S"]) -> Float[Array, "*S"]:
     """Standard normals from open uniforms by the inverse CDF."""
     return jnp.float32(math.sqrt(2.0)) * jax.lax.erf_inv(2.0 * u - 1.0)
+
+
+def whole_batch(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` (arrays of any leading shape, elementwise over it) with a vmap rule that calls it once
+    on the whole batch, every vmap level folded in: (batched) leading axes are just more items.
+
+    A while loop under vmap runs until its slowest item is done, every item paying every trip;
+    called on the whole batch, `fn` can instead give its rare slow items a loop of their own
+    (`settle`). Arguments are pytrees of arrays whose leading axes are the items' (an unbatched
+    one is broadcast to the batch); `fn` must close over no traced value.
+    """
+    batched = jax.custom_batching.custom_vmap(fn)
+
+    @batched.def_vmap
+    def rule(axis_size, in_batched, *args):
+        args = jax.tree.map(
+            lambda x, b: x if b else jnp.broadcast_to(x, (axis_size, *jnp.shape(x))),
+            args,
+            tuple(in_batched),
+        )
+        out = batched(*args)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return batched
+
+
+def settle(
+    step: Callable[[Any, Any], Any],
+    undecided: Callable[[Any, Any], Bool[Array, " n"]],
+    state: Any,
+    consts: Any,
+    *,
+    unrolled: int,
+    buffer: int,
+) -> Any:
+    """Applies `step` to each undecided item of `state` until none is left; the result is the
+    one a per-item while loop (or a vmapped one) gives, bit for bit.
+
+    The first `unrolled` steps run on every item as straight-line code (the common case); the
+    items still undecided then (the stragglers) are compacted, up to `buffer` at a time, into a
+    small batch that loops alone, and are scattered back. `step` must be elementwise, and an
+    item's step may depend only on its own state and consts: the items are independent.
+
+    Args:
+      step: (state, consts) -> state, on pytrees of [b, ...] arrays.
+      undecided: (state, consts) -> Bool[b], the items that `step` still moves.
+      state: pytree of [n, ...] arrays, the loop's carry.
+      consts: pytree of [n, ...] arrays that `step` reads and never changes.
+      unrolled: the steps every item takes before the stragglers are split off (static).
+      buffer: the stragglers looped together per round (static; more rounds if there are more).
+    Returns:
+      The final state, [n, ...].
+    """
+
+    def masked(state, consts):
+        live = undecided(state, consts)
+        new = step(state, consts)
+        return jax.tree.map(lambda a, b: jnp.where(_expand_to(live, a), a, b), new, state)
+
+    # A fixed-count loop, not straight-line code: unrolled, XLA CPU fuses the chain of steps and
+    # recomputes each step's state in every consumer (8 Gamma proposals cost ~10x 8 loop trips).
+    state = jax.lax.fori_loop(0, unrolled, lambda _, state: masked(state, consts), state)
+    n = jax.tree.leaves(state)[0].shape[0]
+    size = min(n, buffer)
+
+    def stragglers(state):
+        # index of the j-th undecided item: where the running count first reaches j (a linear
+        # associative scan and a binary search; jnp.nonzero's cumsum is ~1.5x the cost on CPU)
+        count = jax.lax.associative_scan(jnp.add, undecided(state, consts).astype(jnp.int32))
+        wanted = jnp.arange(1, size + 1, dtype=jnp.int32)
+        index = jnp.searchsorted(count, wanted, side="left", method="scan").astype(jnp.int32)
+        safe = jnp.minimum(index, n - 1)
+        sub_state, sub_consts = jax.tree.map(lambda x: x[safe], (state, consts))
+        real = index < n
+
+        def busy(sub):
+            return jnp.any(real & undecided(sub, sub_consts))
+
+        sub_state = jax.lax.while_loop(busy, lambda sub: masked(sub, sub_consts), sub_state)
+        # a padding entry (index n) is dropped; real entries are distinct
+        return jax.tree.map(lambda x, y: x.at[index].set(y, mode="drop"), state, sub_state)
+
+    return jax.lax.while_loop(lambda state: jnp.any(undecided(state, consts)), stragglers, state)
+
+
+def _expand_to(mask: Bool[Array, " n"], x: Array) -> Bool[Array, "..."]:
+    return mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
 
 
 def log_gammas(

@@ -158,7 +158,9 @@ recompile.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import jax
@@ -590,6 +592,55 @@ def init_slots(problem: Problem, config: WorldConfig, num_slots: int) -> Slots:
     )
 
 
+# Sticks every copy adds before the stragglers split off: P(K ≥ k) = (α/(1 + α))^k sticks are
+# needed, so at α = 3 (the default) 8 leave 10% of the copies, at α = 1 0.4%; and the stragglers
+# looped together per round, a fraction of the batch (the compacted batch).
+_STICKS_UNROLLED = 8
+_STICKS_BUFFER_FRACTION = 8
+
+
+@functools.cache
+def _count_sticks(m: int) -> Callable[..., Int[Array, "*S"]]:
+    """(digest [*S, 2], t [*S]) -> k [*S]: the number of partial sums S_k = Σ_{j≤k} E_j ≤ t
+    (k ≤ m), stick j (E_j ~ Exp(1)) read from word j − 1 of the node's stick stream.
+
+    The sticks are added one at a time until the first S_k > t; a copy needs 1 + α sticks on
+    average but the batch's slowest ~ln(P·N)/ln(1 + 1/α) (~40 at P·N = 51200, α = 3), so every
+    copy adds the first few as straight-line code and the rest loop alone (`rng.settle` over the
+    whole vmapped batch). Stick j is the same word however the loop is split.
+    """
+
+    def below(state, consts):  # S_k <= t so far: k = count, s = S_k
+        k, s = state
+        _, t = consts
+        return (k < m) & (s <= t)
+
+    def add_stick(state, consts):
+        k, s = state
+        digest, t = consts
+        e = -jnp.log(rng.open_uniform(rng.words(digest, k.astype(jnp.uint32))))  # E_{k+1}
+        s = s + e
+        return jnp.where(s <= t, k + 1, k), jnp.where(s <= t, s, jnp.inf)
+
+    @rng.whole_batch
+    def count(digest: UInt32[Array, "*S 2"], t: Float[Array, "*S"]) -> Int[Array, "*S"]:
+        shape = t.shape
+        consts = (digest.reshape(-1, 2), t.reshape(-1))
+        n = consts[1].shape[0]
+        init = (jnp.zeros((n,), jnp.int32), jnp.zeros((n,), jnp.float32))
+        k, _ = rng.settle(
+            add_stick,
+            below,
+            init,
+            consts,
+            unrolled=min(_STICKS_UNROLLED, m),
+            buffer=max(1, n // _STICKS_BUFFER_FRACTION),
+        )
+        return k.reshape(shape)
+
+    return count
+
+
 def _child_index(
     node: UInt32[Array, " 2"], u: Float[Array, ""], slot_index: Int[Array, ""], config: WorldConfig
 ) -> Int[Array, ""]:
@@ -599,24 +650,11 @@ def _child_index(
     if math.isinf(config.alpha):
         return fresh
     # The child k with C_{k-1} <= u < C_k is the number of k <= M with C_k <= u, i.e. with
-    # S_k = Σ_{j<=k} E_j <= t = −α·log(1 − u) (module doc). The partial sums grow one stick at a
-    # time in a loop that stops at the first S_k > t (under vmap: once every copy has, after
-    # ≈ ln(P·N)/ln(1 + 1/α) sticks, ~40 at P·N = 51200 and α = 3) instead of drawing all M sticks
-    # of every copy; stick j is word j - 1 of the node's stick stream however long the loop runs.
+    # S_k = Σ_{j<=k} E_j <= t = −α·log(1 − u) (module doc), found by adding sticks until the first
+    # S_k > t (`_count_sticks`) instead of drawing all M sticks of every copy.
     digest = rng.digest(node, _STREAM_STICKS)
     t = -jnp.float32(config.alpha) * jnp.log1p(-u)
-
-    def below(carry):  # S_k <= t so far: k = count, s = S_k
-        k, s = carry
-        return (k < m) & (s <= t)
-
-    def add_stick(carry):
-        k, s = carry
-        e = -jnp.log(rng.open_uniform(rng.words(digest, k.astype(jnp.uint32))))  # E_{k+1} ~ Exp(1)
-        s = s + e
-        return jnp.where(s <= t, k + 1, k), jnp.where(s <= t, s, jnp.inf)
-
-    k, _ = jax.lax.while_loop(below, add_stick, (jnp.int32(0), jnp.float32(0.0)))
+    k = _count_sticks(m)(digest, t)
     return jnp.where(k < m, k, fresh)
 
 

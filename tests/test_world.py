@@ -405,6 +405,50 @@ def test_gamma_sampler_matches_its_oracle():
     assert checked > 0.99 * n * len(shapes)
 
 
+def _collatz_steps(x: int, cap: int) -> tuple[int, int]:
+    steps = 0
+    while x != 1 and steps < cap:
+        x = x // 2 if x % 2 == 0 else 3 * x + 1
+        steps += 1
+    return x, steps
+
+
+@pytest.mark.parametrize(("unrolled", "buffer"), [(0, 1), (2, 3), (5, 64), (200, 7)])
+def test_settle_is_a_per_item_while_loop_however_it_is_split(unrolled, buffer):
+    """rng.settle gives each item the state its own while loop ends in, whatever the unrolled
+    prefix and the straggler buffer (1 and 3 force many rounds of compaction), with consts."""
+    cap = 100
+    start = np.arange(1, 65, dtype=np.int32)
+
+    def undecided(state, consts):
+        x, steps = state
+        return (x != 1) & (steps < consts)
+
+    def step(state, consts):
+        x, steps = state
+        return jnp.where(x % 2 == 0, x // 2, 3 * x + 1), steps + 1
+
+    init = (jnp.asarray(start), jnp.zeros(64, jnp.int32))
+    x, steps = jax.jit(
+        lambda s, c: rng.settle(step, undecided, s, c, unrolled=unrolled, buffer=buffer)
+    )(init, jnp.full(64, cap, jnp.int32))
+    want = np.array([_collatz_steps(int(v), cap) for v in start])
+    np.testing.assert_array_equal(np.asarray(x), want[:, 0])
+    np.testing.assert_array_equal(np.asarray(steps), want[:, 1])
+    assert len(set(want[:, 1])) > 20  # the items need very different trip counts
+
+
+def test_whole_batch_sees_every_vmapped_item_at_once():
+    """Under nested vmaps (one argument unbatched at the inner level) a `whole_batch` function
+    runs once on all items; called directly it sees its own."""
+    seen = rng.whole_batch(lambda x, y: jnp.full(x.shape, x.size, jnp.int32))
+    x = jnp.zeros((3, 5), jnp.float32)
+    inner = jax.vmap(seen, in_axes=(0, None))
+    got = jax.jit(jax.vmap(inner, in_axes=(0, None)))(x, jnp.float32(1.0))
+    np.testing.assert_array_equal(np.asarray(got), np.full((3, 5), 15))
+    assert int(seen(jnp.zeros(()), jnp.zeros(()))) == 1  # control: alone, one item
+
+
 @pytest.mark.parametrize("alpha", [0.5, 3.0, 40.0])
 def test_child_choice_matches_its_oracle(alpha):
     """_child_index is the module doc's rule C_{k−1} ≤ u < C_k over the node's M sticks (a fresh
