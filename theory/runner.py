@@ -8,6 +8,7 @@ write_report(Path("runs/verify"), results, mode="default")        # report.md, v
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 import theory
@@ -25,6 +27,13 @@ from theory import preregistration, simulated
 from theory.core import CLAIMS, MODES, Verdict, run_claim
 
 theory.load_claims()
+
+# Claims run on CLAIM_WORKERS threads (their results printed in registration order): the analytic
+# claims' XLA work (compiles and runs, which release the GIL) overlaps one another and the
+# simulated searches, which run on their own threads (`theory.simulated`). Every check takes its
+# randomness from its own fixed seeds and keys and its float64 from a thread-local
+# `jax.enable_x64`, so a verdict does not depend on which thread ran it or when.
+CLAIM_WORKERS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,21 +92,45 @@ def run(
         if c.prepare is not None:
             c.prepare(c.region(mode))
     simulated.launch()
-    results = []
-    for claim_id in ids:
-        if progress is not None:
-            progress(claim_id)
+
+    def one(claim_id: str) -> Result:
         start = time.perf_counter()
         verdict = run_claim(claim_id, mode)
         seconds = time.perf_counter() - start
         control, control_seconds = None, 0.0
         if controls:
-            if progress is not None:
-                progress(f"{claim_id} (control)")
             start = time.perf_counter()
             control = run_claim(claim_id, mode, control=True)
             control_seconds = time.perf_counter() - start
-        results.append(Result(verdict, seconds, control, control_seconds))
+        return Result(verdict, seconds, control, control_seconds)
+
+    def announce(claim_id: str) -> None:
+        if progress is not None:
+            progress(claim_id)
+
+    def announce_control(claim_id: str) -> None:
+        if progress is not None and controls:
+            progress(f"{claim_id} (control)")
+
+    if jax.process_count() > 1 or CLAIM_WORKERS == 1:
+        # Multi-host: every process issues the simulated claims' collectives in one order.
+        results = []
+        for claim_id in ids:
+            announce(claim_id)
+            result = one(claim_id)
+            announce_control(claim_id)
+            results.append(result)
+        return results
+    pool = concurrent.futures.ThreadPoolExecutor(CLAIM_WORKERS, thread_name_prefix="theory-claim")
+    try:
+        futures = [pool.submit(one, claim_id) for claim_id in ids]
+        results = []
+        for claim_id, future in zip(ids, futures, strict=True):
+            announce(claim_id)
+            results.append(future.result())
+            announce_control(claim_id)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
