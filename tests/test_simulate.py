@@ -128,9 +128,10 @@ def test_pool_engine_records_equal_the_vmap_engine():
         max_rounds=6,
     )
     pool, vmap = (runner.run(s, engine=engine) for engine in ("pool", "vmap"))
-    drop = ("wall_s", "compile_s")
+    drop = ("wall_s", "compile_s", "versions")
     assert len(pool) == len(vmap) == 5 * 2 * 2
     for a, b in zip(pool, vmap, strict=True):
+        assert (a["versions"]["engine"], b["versions"]["engine"]) == ("pool", "vmap")
         for key, value in a.items():
             if key not in drop:
                 assert np.array_equal(np.asarray(value), np.asarray(b[key])), (key, a["method"])
