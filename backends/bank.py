@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.files import first_difference
 from backends.protocol import Backend, Prefix, StepRequest, StepSample
 
 __all__ = [
@@ -218,7 +219,7 @@ class ReplayBackend:
             mine = {**live_settings, "embed_dim": int(getattr(live, "embed_dim", 0)) or None}
             mine = json.loads(json.dumps(mine, sort_keys=True))
             if mine != settings:
-                key = next(k for k in [*mine, *settings] if mine.get(k) != settings.get(k))
+                key = first_difference(settings, mine)
                 raise BankError(
                     f"the live backend's {key} is {mine.get(key)!r}, the bank's "
                     f"{settings.get(key)!r}: fallthrough would mix two sample sources"

@@ -104,3 +104,11 @@ def read_jsonl(path: Path, *, repair: bool = True) -> list[dict[str, Any]]:
             )
         records.append(record)
     return records
+
+
+def first_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """The first key (in `new`'s order, then `old`'s) whose value differs, or None."""
+    for key in [*new, *(k for k in old if k not in new)]:
+        if old.get(key) != new.get(key):
+            return key
+    return None

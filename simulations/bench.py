@@ -170,7 +170,7 @@ def check_fallthrough(recorded: dict, mine: dict, bank: Path | None) -> None:
     theirs = {k: v for k, v in recorded.items() if k != "embed_dim"}
     mine = json.loads(json.dumps(mine, sort_keys=True))
     if mine != theirs:
-        key = next(k for k in [*mine, *theirs] if mine.get(k) != theirs.get(k))
+        key = runfile.first_difference(theirs, mine)
         raise BenchError(
             f"--on-miss fallthrough: the recipe's {key} is {mine.get(key)!r}, the bank {bank} "
             f"recorded {theirs.get(key)!r}"

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from backends.files import atomic_write
+from backends.files import atomic_write, first_difference
 
 RUN_FILE = "run.json"
 # What a run writes into its folder (the files `replace` moves away); plots are `*.png`.
@@ -44,14 +44,6 @@ def read(out: Path) -> dict[str, Any] | None:
     if not isinstance(stored, dict):
         raise RunFileError(f"{path} is not a JSON object; use --fresh")
     return stored
-
-
-def first_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
-    """The first key (in `new`'s order, then `old`'s) whose value differs, or None."""
-    for key in [*new, *(k for k in old if k not in new)]:
-        if old.get(key) != new.get(key):
-            return key
-    return None
 
 
 def _shown(value: Any) -> str:
