@@ -14,7 +14,11 @@ one (world, seed, problem) across all its N (a problem's runs at several N are n
 The selection rule (`verdict`), declared before the imitation-weight sweep was run: a method
 replaces the reference only if its pooled difference has a 95% interval above 0 and no cell's
 interval lies below 0; among several such, the one with the largest pooled difference.
-Otherwise the reference is kept ("no clear winner").
+Otherwise the reference is kept ("no clear winner"). The sweep's validation set, declared with
+it: the training worlds paper-like, paraphrase and hard-corner at N ∈ {16, 64}, 200 problems ×
+seeds 1000 and 1001 (the evaluation uses seeds 0 and 1; training draws its problems from its own
+key), every arm trained with `dora train`'s settings but the weight (800 steps, seed 0),
+reference the shipped weight 0.5.
 
 Run: `python -m simulations.learned_compare --method NAME=SPEC ... --reference NAME
 [--worlds W,...] [--budgets 16,64] [--problems P] [--seeds S] [--first-seed F]`; SPEC is a
@@ -148,7 +152,12 @@ def _pair(item: str) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--method", action="append", required=True, help="NAME=SPEC (repeat)")
-    parser.add_argument("--reference", required=True, help="the NAME differences are taken to")
+    parser.add_argument(
+        "--reference",
+        action="append",
+        required=True,
+        help="a NAME differences are taken to (repeat for several; --select uses the first)",
+    )
     parser.add_argument("--worlds", default="paper-like,paraphrase")
     parser.add_argument("--budgets", default="16,64")
     parser.add_argument("--problems", type=int, default=100, help="problems per seed")
@@ -164,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         bad = [w for w in worlds if w not in WORLDS]
         if bad:
             raise ValueError(f"unknown world {bad[0]!r}; choose from {', '.join(WORLDS)}")
-        if args.reference not in methods:
-            raise ValueError(f"--reference {args.reference!r} is not a --method NAME")
+        missing = [r for r in args.reference if r not in methods]
+        if missing:
+            raise ValueError(f"--reference {missing[0]!r} is not a --method NAME")
         if min(args.problems, args.seeds, args.max_rounds, *budgets) < 1 or args.first_seed < 0:
             raise ValueError("--problems, --seeds, --max-rounds, --budgets >= 1, --first-seed >= 0")
         for w in worlds:  # a bad SPEC is one line before any search
@@ -186,29 +196,28 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    per_cell = cells(records, args.reference)
-    print(
-        f"| world | N | problem-seeds | method | accuracy | {args.reference} | difference [95%] |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for c in per_cell:
-        low, high = c["ci95"]
-        print(
-            f"| {c['world']} | {c['budget']} | {c['problems']} | {c['method']} | "
-            f"{100 * c['accuracy']:.2f} | {100 * c['reference_accuracy']:.2f} | "
-            f"{100 * c['difference']:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}] |"
-        )
-    others = [m for m in methods if m != args.reference]
-    pools = [pooled(records, m, args.reference) for m in others]
-    for p in pools:
-        low, high = p["ci95"]
-        print(
-            f"pooled {p['method']} − {args.reference}: {100 * p['difference']:+.2f} "
-            f"[{100 * low:+.2f}, {100 * high:+.2f}] points"
-        )
+    for i, reference in enumerate(args.reference):
+        per_cell = cells(records, reference)
+        head = f"| world | N | problem-seeds | method | accuracy | {reference} | difference [95%] |"
+        print(head)
+        print("|---|---|---|---|---|---|---|")
+        for c in per_cell:
+            low, high = c["ci95"]
+            print(
+                f"| {c['world']} | {c['budget']} | {c['problems']} | {c['method']} | "
+                f"{100 * c['accuracy']:.2f} | {100 * c['reference_accuracy']:.2f} | "
+                f"{100 * c['difference']:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}] |"
+            )
+        pools = [pooled(records, m, reference) for m in methods if m != reference]
+        for p in pools:
+            low, high = p["ci95"]
+            print(
+                f"pooled {p['method']} − {reference}: {100 * p['difference']:+.2f} "
+                f"[{100 * low:+.2f}, {100 * high:+.2f}] points"
+            )
+        if args.select and i == 0:
+            print(f"selected (declared rule): {verdict(pools, per_cell, reference)}")
     print(f"difference in points; {report.INTERVAL}")
-    if args.select:
-        print(f"selected (declared rule): {verdict(pools, per_cell, args.reference)}")
     return 0
 
 
