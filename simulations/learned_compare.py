@@ -15,7 +15,7 @@ The selection rule (`verdict`), declared before the imitation-weight sweep was r
 replaces the reference only if its pooled difference has a 95% interval above 0 and no cell's
 interval lies below 0; among several such, the one with the largest pooled difference.
 Otherwise the reference is kept ("no clear winner"). The sweep's validation set, declared with
-it: the training worlds paper-like, paraphrase and hard-corner at N ∈ {16, 64}, 200 problems ×
+it: the training worlds paper-like, paraphrase and hard-corner at N ∈ {16, 64}, 100 problems ×
 seeds 1000 and 1001 (the evaluation uses seeds 0 and 1; training draws its problems from its own
 key), every arm trained with `dora train`'s settings but the weight (800 steps, seed 0),
 reference the shipped weight 0.5.
