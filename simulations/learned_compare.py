@@ -29,6 +29,7 @@ rule name (`dora`, `bayes`) or `learned:PATH` (that checkpoint, κ unknown). `ba
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -165,6 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=1000, help="seeds first … first+S−1")
     parser.add_argument("--max-rounds", type=int, default=40)
     parser.add_argument("--select", action="store_true", help="apply the selection rule")
+    parser.add_argument("--out", type=Path, default=None, help="write the records (JSON lines)")
+    parser.add_argument(
+        "--records",
+        type=Path,
+        action="append",
+        default=None,
+        help="read records written by --out instead of running (repeat: e.g. one per world)",
+    )
     args = parser.parse_args(argv)
     try:
         methods = dict(_pair(m) for m in args.method)
@@ -185,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         print(str(error), file=sys.stderr)
         return 2
     records: list[dict[str, Any]] = []
-    for world in worlds:
+    for path in args.records or []:
+        records += [json.loads(line) for line in path.read_text().splitlines() if line]
+    for world in [] if args.records else worlds:
         start = time.perf_counter()
         records += run_world(
             world, methods, budgets, args.problems, args.seeds, args.first_seed, args.max_rounds
@@ -196,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if args.out is not None:
+        args.out.write_text("".join(json.dumps(runner.public_record(r)) + "\n" for r in records))
     for i, reference in enumerate(args.reference):
         per_cell = cells(records, reference)
         head = f"| world | N | problem-seeds | method | accuracy | {reference} | difference [95%] |"

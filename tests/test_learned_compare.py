@@ -25,7 +25,7 @@ def test_verdict_takes_a_method_only_when_it_clearly_wins():
 
 
 @pytest.mark.slow  # compiles a 4-slot search with two rules, twice
-def test_learned_compare_runs_on_other_seeds(capsys):
+def test_learned_compare_runs_on_other_seeds(capsys, tmp_path):
     methods = {"learned": "learned", "dora": "dora"}
     both = learned_compare.run_world("paper-like", methods, (4,), 3, 2, 0, 4)
     second = learned_compare.run_world("paper-like", methods, (4,), 3, 1, 1, 4)
@@ -35,9 +35,14 @@ def test_learned_compare_runs_on_other_seeds(capsys):
         assert r["per_problem_accuracy"] == same["per_problem_accuracy"]
     args = ["--method", "learned=learned", "--method", "dora=dora", "--reference", "dora"]
     tiny = ["--worlds", "paper-like", "--budgets", "4", "--problems", "3", "--seeds", "1"]
-    assert learned_compare.main([*args, *tiny, "--max-rounds", "4", "--select"]) == 0
+    saved = ["--out", str(tmp_path / "r.jsonl")]
+    assert learned_compare.main([*args, *tiny, "--max-rounds", "4", "--select", *saved]) == 0
     out = capsys.readouterr().out
     assert "| paper-like | 4 | 3 | learned |" in out and "selected (declared rule): " in out
+    # The saved records give the same tables without a search.
+    again = ["--records", str(tmp_path / "r.jsonl"), "--select"]
+    assert learned_compare.main([*args, *again]) == 0
+    assert capsys.readouterr().out == out
     assert learned_compare.main([*args, "--worlds", "nowhere"]) == 2
     assert "unknown world" in capsys.readouterr().err
     assert learned_compare.main(["--method", "x=learned:/nowhere", "--reference", "x"]) == 2
