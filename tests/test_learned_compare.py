@@ -32,7 +32,7 @@ def test_learned_compare_runs_on_other_seeds(capsys, tmp_path):
     assert [r["seed"] for r in second] == [1, 1]
     for r in second:  # seed 1 alone is seed 1 of the run from seed 0
         same = next(b for b in both if (b["method"], b["seed"]) == (r["method"], 1))
-        assert r["per_problem_accuracy"] == same["per_problem_accuracy"]
+        assert list(r["per_problem_accuracy"]) == list(same["per_problem_accuracy"])
     args = ["--method", "learned=learned", "--method", "dora=dora", "--reference", "dora"]
     tiny = ["--worlds", "paper-like", "--budgets", "4", "--problems", "3", "--seeds", "1"]
     saved = ["--out", str(tmp_path / "r.jsonl")]
