@@ -121,11 +121,15 @@ def run(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     progress: Callable[[str], None] | None = None,
     engine: str | None = None,
+    first_seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Runs the whole grid; returns one record per (method, budget, seed), in that nesting
     (budgets outermost, in the spec's order). `on_record` and `progress` are called from the
-    calling thread as runs finish (in completion order); `engine` as in `compile_search`."""
-    batches = {seed: global_batch(spec, seed, spec.problems) for seed in range(spec.seeds)}
+    calling thread as runs finish (in completion order); `engine` as in `compile_search`. The
+    seeds are first_seed … first_seed + spec.seeds − 1 (another range: other problems, e.g. a
+    validation set kept apart from an evaluation's)."""
+    seeds = range(first_seed, first_seed + spec.seeds)
+    batches = {seed: global_batch(spec, seed, spec.problems) for seed in seeds}
     versions = {
         "jax": jax.__version__,
         "devices": jax.device_count(),
@@ -163,14 +167,14 @@ def run(
 
     def jobs(slots: int):
         return itertools.product(
-            sorted(budgets_of[slots], reverse=True), range(spec.seeds), enumerate(spec.rules)
+            sorted(budgets_of[slots], reverse=True), seeds, enumerate(spec.rules)
         )
 
     if jax.process_count() > 1:
         # Every process must issue the same collectives (the gathers) in the same order, so the
         # grid runs in one fixed order, without the thread pool's completion order.
         for slots in sorted(budgets_of, reverse=True):
-            compiled, compile_s = _timed_compile(spec, slots, batches[0], engine)
+            compiled, compile_s = _timed_compile(spec, slots, batches[first_seed], engine)
             for budget, seed, (index, rule) in jobs(slots):
                 result, wall_s = _timed_run(compiled, batches[seed], index, budget, spec)
                 finish(budget, seed, index, rule, compile_s, gather(result), wall_s)
@@ -178,7 +182,7 @@ def run(
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
         # The largest search first: its compile and its runs are the longest jobs.
         compiling = {
-            pool.submit(_timed_compile, spec, slots, batches[0], engine): slots
+            pool.submit(_timed_compile, spec, slots, batches[first_seed], engine): slots
             for slots in sorted(budgets_of, reverse=True)
         }
         running: dict[concurrent.futures.Future, tuple] = {}
