@@ -61,6 +61,7 @@ __all__ = [
     "PAPER_METHODS",
     "SHARED_SLOTS",
     "Point",
+    "abstract_batch",
     "compile_pool",
     "compile_vmap",
     "default_lanes",
@@ -139,6 +140,16 @@ def global_batch(world: Any, seed: int, problems: int) -> tuple[Any, PRNGKeyArra
     process's, under `jax.distributed`); run a search on it and `gather` the result."""
     on = mesh()
     return shard(make_batch(world, seed, padded_count(problems, on.size)), on)
+
+
+def abstract_batch(world: Any, seed: int, problems: int) -> tuple[Any, Any]:
+    """`global_batch`'s shapes, dtypes and sharding (jax.ShapeDtypeStruct leaves), without
+    drawing it: a search compiled for it runs on the drawn batch, so compiles need not wait."""
+    on = mesh()
+    sharding = NamedSharding(on, PartitionSpec(AXIS))
+    count = padded_count(problems, on.size)
+    shapes = jax.eval_shape(lambda: make_batch(world, seed, count))
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
 def slots_for(budget: int) -> int:

@@ -125,7 +125,8 @@ def run(
     """Runs the whole grid; returns one record per (method, budget, seed), in that nesting
     (budgets outermost, in the spec's order). `on_record` and `progress` are called from the
     calling thread as runs finish (in completion order); `engine` as in `compile_search`."""
-    batches = {seed: global_batch(spec, seed, spec.problems) for seed in range(spec.seeds)}
+    # The searches compile for the batch's shapes, in the background while it is drawn.
+    shapes = montecarlo.abstract_batch(SyntheticWorld(spec.world), 0, spec.problems)
     versions = {
         "jax": jax.__version__,
         "devices": jax.device_count(),
@@ -167,6 +168,7 @@ def run(
         )
 
     if jax.process_count() > 1:
+        batches = {seed: global_batch(spec, seed, spec.problems) for seed in range(spec.seeds)}
         # Every process must issue the same collectives (the gathers) in the same order, so the
         # grid runs in one fixed order, without the thread pool's completion order.
         for slots in sorted(budgets_of, reverse=True):
@@ -178,9 +180,10 @@ def run(
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
         # The largest search first: its compile and its runs are the longest jobs.
         compiling = {
-            pool.submit(_timed_compile, spec, slots, batches[0], engine): slots
+            pool.submit(_timed_compile, spec, slots, shapes, engine): slots
             for slots in sorted(budgets_of, reverse=True)
         }
+        batches = {seed: global_batch(spec, seed, spec.problems) for seed in range(spec.seeds)}
         running: dict[concurrent.futures.Future, tuple] = {}
         pending = set(compiling)
         while pending:
