@@ -36,6 +36,7 @@ world or in "levels", the paper-like world with problems drawn in MATH500's five
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -162,16 +163,28 @@ def default_lanes(rows: int) -> int:
     return max(1, math.ceil(rows / LANE_FRACTION))
 
 
-def compile_vmap(world: Any, config: SearchConfig, batch: tuple[Any, PRNGKeyArray]):
+def _lower_and_compile(fn: Any, args: tuple, lowering: Any) -> Any:
+    # Lowering (tracing to StableHLO) is Python and holds the GIL; XLA's compile does not.
+    with contextlib.nullcontext() if lowering is None else lowering:
+        lowered = fn.lower(*args)
+    return lowered.compile()
+
+
+def compile_vmap(
+    world: Any, config: SearchConfig, batch: tuple[Any, PRNGKeyArray], *, lowering: Any = None
+):
     """`jax.vmap(search)` compiled for `batch`'s shapes and sharding: (keys [P], problems [P],
-    rule index, budget ≤ config.budget) -> SearchResult [P]."""
+    rule index, budget ≤ config.budget) -> SearchResult [P]. `lowering`: a lock held while it
+    lowers (Python, under the GIL), so that threads compiling at once lower one at a time and
+    each compiles (without the GIL) while the next lowers (as `compile_pool`)."""
 
     def one(key, problem, rule, budget):
         return search(key, problem, world, config, rule=rule, budget=budget)
 
     problems, keys = batch
     fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
-    return fn.lower(keys, problems, jnp.int32(0), jnp.int32(config.budget)).compile()
+    args = (keys, problems, jnp.int32(0), jnp.int32(config.budget))
+    return _lower_and_compile(fn, args, lowering)
 
 
 def compile_pool(
@@ -181,6 +194,7 @@ def compile_pool(
     *,
     lanes: int | None = None,
     on: Mesh | None = None,
+    lowering: Any = None,
 ):
     """`search_pool` on each device's own rows, compiled for `batch` (sharded over `on`, by
     default `mesh()`): the same signature and, bit for bit, the same SearchResult [P] as
@@ -192,6 +206,7 @@ def compile_pool(
       batch: (problems [P, ...], keys [P]), P a multiple of the device count.
       lanes: the problems in flight per device (default: `default_lanes` of its rows).
       on: the mesh the batch is sharded over.
+      lowering: a lock held while it lowers (as `compile_vmap`'s).
     """
     on = mesh() if on is None else on
     problems, keys = batch
@@ -215,7 +230,8 @@ def compile_pool(
             check_vma=False,
         )
     )
-    return fn.lower(keys, problems, jnp.int32(0), jnp.int32(config.budget)).compile()
+    args = (keys, problems, jnp.int32(0), jnp.int32(config.budget))
+    return _lower_and_compile(fn, args, lowering)
 
 
 def summarize(

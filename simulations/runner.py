@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -53,6 +54,9 @@ __all__ = [
 WORKERS = 2  # threads for compiles and runs (the 2-core machine this is tuned on)
 ENGINE = "pool"  # the fixed-N engine: "pool" (search_pool per device) or "vmap" (the reference)
 LANES: int | None = None  # problems in flight per device; None: montecarlo.default_lanes
+# Searches compiling on the pool's threads lower (Python, under the GIL) one at a time: the first
+# then compiles (XLA, without the GIL) on one core while the next lowers on the other.
+_LOWERING = threading.Lock()
 
 
 def global_batch(spec: ExperimentSpec, seed: int, problems: int):
@@ -81,12 +85,14 @@ def compile_search(spec: ExperimentSpec, slots: int, batch, *, engine: str | Non
             lambda k, p, r, params: adaptive_lib.search_pooled(k, p, world, config, params, rule=r)
         )
         params = spec.adaptive.params(slots)._replace(rows=jnp.int32(spec.problems))
-        return pooled.lower(keys, problems, jnp.int32(0), params).compile()
+        with _LOWERING:
+            lowered = pooled.lower(keys, problems, jnp.int32(0), params)
+        return lowered.compile()
     engine = ENGINE if engine is None else engine
     if engine == "pool":
-        return montecarlo.compile_pool(world, config, batch, lanes=LANES)
+        return montecarlo.compile_pool(world, config, batch, lanes=LANES, lowering=_LOWERING)
     if engine == "vmap":
-        return montecarlo.compile_vmap(world, config, batch)
+        return montecarlo.compile_vmap(world, config, batch, lowering=_LOWERING)
     raise ValueError(f"engine must be 'pool' or 'vmap', got {engine!r}")
 
 
