@@ -9,28 +9,41 @@ paid once either way); the printout says so.
 How the grid is laid out (each choice can be switched off to measure what it brings):
 
   worlds   a world's prior over p(root) (difficulty_a, difficulty_b) is read only when its
-           problems are drawn, so worlds that differ only there share one compiled search: their
+           problems are drawn, so worlds that differ only there share one search world: their
            problems are drawn each with its own world and searched together (--no-share-worlds:
-           one program per world);
-  methods  the five methods are one program per (world group, N), the method picked at run time
-           (a real branch, `search(..., rule=i)`; --per-method: one program each);
+           one search world per world);
+  switch   the search worlds share one program per N, the world picked at run time
+           (`dora_jax.search.world_switch`, a real branch: each world's code is its own, so a
+           world's runs are those of a program compiled for it alone; --no-world-switch: one
+           program per search world);
+  methods  temperature sampling (it never reallocates) runs in a program of its own, on the
+           pool's path lanes, and the four reallocating methods share one program on problem
+           lanes, the method picked at run time (`search(..., rule=i)`; --no-split-paths: all
+           five in one program on problem lanes; --per-method: one program each);
+  compile  programs compile ahead on --compile-threads threads (1) while the main thread runs
+           the ones already compiled (0: each compiles when it is needed);
   engine   `search_pool` (a pool of problem lanes refilled from the queue; --engine vmap:
-           `jax.vmap(search)`), in calls of at most --batch-slots problems × N slots.
+           `jax.vmap(search)`), in calls of at most --batch-slots problems × N slots, as even
+           as the calls allow (one shape per program).
 
     python benchmarks/fig3_grid.py --problems 250        # a tenth, extrapolated
     python benchmarks/fig3_grid.py --problems 20 --budgets 16 --methods rebase   # a smoke run
 
 Prints per (method, N) the run seconds (measured and extrapolated), per N the compile seconds,
-and the total; with --json, one JSON record per (world, method, N) and a summary record.
+the main thread's wait for compiles, and the total (wait + extrapolated run: an upper bound,
+since at 2,500 problems the longer runs hide more of the compiles), wall and CPU seconds;
+with --json, one JSON record per (world, method, N) and a summary record.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import json
 import math
 import os
+import resource
 import sys
 import time
 
@@ -40,7 +53,14 @@ import numpy as np
 
 from dora_jax import world as world_lib
 from dora_jax.paper_worlds import PAPER_WORLDS
-from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search, search_pool
+from dora_jax.search import (
+    Rule,
+    SearchConfig,
+    SyntheticWorld,
+    search,
+    search_pool,
+    world_switch,
+)
 
 METHODS = ("temperature_sampling", "beam_search", "dvts", "rebase", "dora")
 BUDGETS = (16, 32, 64, 128, 256)
@@ -66,25 +86,40 @@ def groups(worlds: list[str], share: bool) -> dict[world_lib.WorldConfig, list[s
     return out
 
 
-def compile_program(config, methods, budget, batch, lanes, engine):
-    """One program for (search world, N, methods): (keys, problems, rule index) → results."""
-    world = SyntheticWorld(config)
+def method_programs(methods: list[str], per_method: bool, split_paths: bool) -> list[tuple]:
+    """The methods' programs: one each, or the rules that never reallocate (path lanes) apart
+    from those that do (problem lanes), or all in one."""
+    if per_method:
+        return [(m,) for m in methods]
+    if not split_paths:
+        return [tuple(methods)] if methods else []
+    paths = tuple(m for m in methods if not Rule.make(m).refills)
+    lanes = tuple(m for m in methods if Rule.make(m).refills)
+    return [group for group in (paths, lanes) if group]
+
+
+def compile_program(configs, methods, budget, batch, lanes, engine):
+    """One program for (search worlds, N, methods): (keys, problems, rule index, world index)
+    → results; the world index picks one of `configs` (`world_switch`: a real branch)."""
+    worlds = tuple(SyntheticWorld(c) for c in configs)
     search_config = SearchConfig(budget, tuple(Rule.make(m) for m in methods))
     if engine == "pool":
 
-        def fn(keys, problems, rule):
+        def fn(keys, problems, rule, index):
+            world = world_switch(worlds, index)
             return search_pool(keys, problems, world, search_config, lanes=lanes, rule=rule)
 
     else:
 
-        def fn(keys, problems, rule):
+        def fn(keys, problems, rule, index):
+            world = world_switch(worlds, index)
             one = lambda k, p: search(k, p, world, search_config, rule=rule)  # noqa: E731
             return jax.vmap(one)(keys, problems)
 
     keys = jax.random.split(jax.random.key(0), batch)
-    problems = jax.vmap(world.sample_problem)(keys)
+    problems = jax.vmap(worlds[0].sample_problem)(keys)
     start = time.perf_counter()
-    compiled = jax.jit(fn).lower(keys, problems, jnp.int32(0)).compile()
+    compiled = jax.jit(fn).lower(keys, problems, jnp.int32(0), jnp.int32(0)).compile()
     return compiled, time.perf_counter() - start
 
 
@@ -100,97 +135,141 @@ def _take(tree, index):
     return jax.tree.map(lambda x: x[index], tree)
 
 
+def call_batch(problems: int, budget: int, batch_slots: int) -> int:
+    """Problems per call at `budget`: at most batch_slots // N, as even as the calls allow (one
+    shape for every search world of a program, so a world's M problems pad little)."""
+    cap = max(1, batch_slots // budget)
+    return -(-problems // -(-problems // cap))
+
+
 def main(args: argparse.Namespace) -> dict:
     by_group = groups(args.worlds, args.share_worlds)
+    configs = list(by_group)
     data = {
         name: world_problems(name, i, args.problems, args.seed)
         for i, name in enumerate(args.worlds)
     }
     scale = PAPER_PROBLEMS / args.problems
     run_s: dict[tuple[str, int], float] = {}
-    compile_s: dict[int, float] = {}
+    compile_s: dict[int, float] = dict.fromkeys(args.budgets, 0.0)
+    compile_wait_s = 0.0
     records = []
     util_alive = util_computed = steps = 0
     start_all = time.perf_counter()
+    usage_before = resource.getrusage(resource.RUSAGE_SELF)
     load_before = os.getloadavg()[0]
-    for budget in args.budgets:
-        compile_s[budget] = 0.0
-        methods = [m for m in args.methods if budget >= Rule.make(m).min_budget]
-        for config, names in by_group.items():
+    # Every program, in the order they run: (N, search worlds in it, methods).
+    switches = [tuple(configs)] if args.world_switch else [(c,) for c in configs]
+    plan = [
+        (budget, switch, program)
+        for budget in args.budgets
+        for switch in switches
+        for program in method_programs(
+            [m for m in args.methods if budget >= Rule.make(m).min_budget],
+            args.per_method,
+            args.split_paths,
+        )
+    ]
+
+    def build(budget, switch, program):
+        batch = call_batch(args.problems, budget, args.batch_slots)
+        lanes = max(1, math.ceil(batch / LANE_FRACTION))
+        return compile_program(switch, program, budget, batch, lanes, args.engine)
+
+    # Programs compile ahead on --compile-threads threads (XLA compiles without the GIL) while
+    # the main thread runs the ones already compiled; 0: each compiles when it is needed.
+    pool = concurrent.futures.ThreadPoolExecutor(max(1, args.compile_threads))
+    pending: list[concurrent.futures.Future] = []
+    if args.compile_threads:
+        pending = [pool.submit(build, *item) for item in plan]
+    for i, (budget, switch, program) in enumerate(plan):
+        wait = time.perf_counter()
+        future = pending[i] if pending else pool.submit(build, budget, switch, program)
+        compiled, seconds = future.result()
+        if pending:
+            pending[i] = None  # type: ignore[call-overload]  # free the program once run
+        compile_wait_s += time.perf_counter() - wait
+        compile_s[budget] += seconds
+        batch = call_batch(args.problems, budget, args.batch_slots)
+        for index, config in enumerate(switch):
+            names = by_group[config]
             keys = jnp.concatenate([data[n][0] for n in names])
             problems = jax.tree.map(lambda *x: jnp.concatenate(x), *(data[n][1] for n in names))
             total = keys.shape[0]
-            batch = min(total, max(1, args.batch_slots // budget))
             calls = -(-total // batch)
             padded = calls * batch  # pad with repeats of the first problems (results dropped)
-            index = jnp.arange(padded) % total
-            keys, problems = _take((keys, problems), index)
-            lanes = max(1, math.ceil(batch / LANE_FRACTION))
-            programs = [tuple(methods)] if not args.per_method else [(m,) for m in methods]
-            for program_methods in programs:
-                compiled, seconds = compile_program(
-                    config, program_methods, budget, batch, lanes, args.engine
-                )
-                compile_s[budget] += seconds
-                for rule, method in enumerate(program_methods):
-                    accuracy = []
-                    start = time.perf_counter()
-                    for c in range(calls):
-                        part = _take((keys, problems), slice(c * batch, (c + 1) * batch))
-                        out = jax.block_until_ready(compiled(*part, jnp.int32(rule)))
-                        result = out.result if args.engine == "pool" else out
-                        accuracy.append(np.asarray(result.accuracy))
-                        util_alive += int(jnp.sum(result.trace.active))
-                        steps += int(jnp.sum(result.ledger.rollouts[:total]))
-                        util_computed += (
-                            int(out.slot_steps)
-                            if args.engine == "pool"
-                            else int(jnp.max(result.rounds)) * batch * budget
-                        )
-                    seconds = time.perf_counter() - start
-                    run_s[method, budget] = run_s.get((method, budget), 0.0) + seconds
-                    acc = np.concatenate(accuracy)[:total]
-                    for i, name in enumerate(names):
-                        rows = acc[i * args.problems : (i + 1) * args.problems]
-                        records.append(
-                            {
-                                "world": name,
-                                "method": method,
-                                "N": budget,
-                                "problems": args.problems,
-                                "accuracy": float(rows.mean()),
-                            }
-                        )
-                        if args.json:
-                            print(json.dumps(records[-1]), flush=True)
-            if not args.json:
-                elapsed = time.perf_counter() - start_all
-                print(
-                    f"  N = {budget:>3}: {', '.join(names)} done ({elapsed:.0f} s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            keys, problems = _take((keys, problems), jnp.arange(padded) % total)
+            for rule, method in enumerate(program):
+                accuracy = []
+                start = time.perf_counter()
+                for c in range(calls):
+                    part = _take((keys, problems), slice(c * batch, (c + 1) * batch))
+                    out = jax.block_until_ready(compiled(*part, jnp.int32(rule), jnp.int32(index)))
+                    result = out.result if args.engine == "pool" else out
+                    accuracy.append(np.asarray(result.accuracy))
+                    util_alive += int(jnp.sum(result.trace.active))
+                    steps += int(jnp.sum(result.ledger.rollouts[: total - c * batch]))
+                    util_computed += (
+                        int(out.slot_steps)
+                        if args.engine == "pool"
+                        else int(jnp.max(result.rounds)) * batch * budget
+                    )
+                seconds = time.perf_counter() - start
+                run_s[method, budget] = run_s.get((method, budget), 0.0) + seconds
+                acc = np.concatenate(accuracy)[:total]
+                for w, name in enumerate(names):
+                    rows = acc[w * args.problems : (w + 1) * args.problems]
+                    records.append(
+                        {
+                            "world": name,
+                            "method": method,
+                            "N": budget,
+                            "problems": args.problems,
+                            "accuracy": float(rows.mean()),
+                        }
+                    )
+                    if args.json:
+                        print(json.dumps(records[-1]), flush=True)
+        del compiled
+        if not args.json:
+            elapsed = time.perf_counter() - start_all
+            print(
+                f"  N = {budget:>3}: {', '.join(program)} done ({elapsed:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    pool.shutdown()
     wall = time.perf_counter() - start_all
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_total = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
     compile_total = sum(compile_s.values())
     run_total = sum(run_s.values())
     summary = {
         "summary": True,
         "worlds": len(args.worlds),
         "world_groups": len(by_group),
+        "programs": len(plan),
         "methods": list(args.methods),
         "budgets": list(args.budgets),
         "problems": args.problems,
         "extrapolated_to": PAPER_PROBLEMS,
         "engine": args.engine,
         "share_worlds": args.share_worlds,
+        "world_switch": args.world_switch,
+        "split_paths": args.split_paths,
         "per_method": args.per_method,
+        "compile_threads": args.compile_threads,
         "compile_s": compile_total,
+        "compile_wait_s": compile_wait_s,
         "compile_s_per_budget": {str(b): compile_s[b] for b in args.budgets},
         "run_s_per_cell": {f"{m},{b}": seconds for (m, b), seconds in run_s.items()},
         "run_s": run_total,
         "run_s_extrapolated": run_total * scale,
-        "total_s_extrapolated": compile_total + run_total * scale,
+        # The main thread's wait for programs plus the runs: compiles ahead overlap the runs
+        # (at 2,500 problems the runs are longer, so this bounds the whole grid from above).
+        "total_s_extrapolated": compile_wait_s + run_total * scale,
         "wall_s": wall,
+        "cpu_s": cpu_total,
         "utilization": util_alive / max(util_computed, 1),
         "rollout_steps": steps,
         "rollout_steps_extrapolated": steps * scale,
@@ -202,7 +281,8 @@ def main(args: argparse.Namespace) -> dict:
         print(json.dumps(summary))
         return summary
     print(
-        f"Figure 3 grid: {len(args.worlds)} worlds ({len(by_group)} compiled search worlds) × "
+        f"Figure 3 grid: {len(args.worlds)} worlds ({len(by_group)} search worlds, "
+        f"{len(plan)} programs) × "
         f"{len(args.methods)} methods × N ∈ {{{', '.join(map(str, args.budgets))}}}, "
         f"{args.problems} problems per cell, run times extrapolated ×{scale:g} to {PAPER_PROBLEMS} "
         f"(engine {args.engine}; jax {jax.__version__} on {jax.devices()[0].platform}, "
@@ -220,10 +300,11 @@ def main(args: argparse.Namespace) -> dict:
         + f"{compile_total:>10.1f}"
     )
     print(
-        f"total (extrapolated): {summary['total_s_extrapolated']:.0f} s = compile "
-        f"{compile_total:.0f} s + run {run_total:.1f} s measured × {scale:g}; "
-        f"utilization {summary['utilization']:.2f}; wall {wall:.0f} s; load "
-        "{:.1f}→{:.1f}".format(*summary["load_average"])
+        f"total (extrapolated): {summary['total_s_extrapolated']:.0f} s = waiting for compiles "
+        f"{compile_wait_s:.0f} s (compiles {compile_total:.0f} s, "
+        f"{args.compile_threads} threads ahead) + run {run_total:.1f} s measured × {scale:g}; "
+        f"utilization {summary['utilization']:.2f}; wall {wall:.0f} s, CPU {cpu_total:.0f} s; "
+        "load {:.1f}→{:.1f}".format(*summary["load_average"])
     )
     print(
         f"rollout-steps: {steps:,} measured, {steps * scale:,.0f} extrapolated; "
@@ -270,7 +351,25 @@ def parse(argv=None) -> argparse.Namespace:
         action="store_false",
         help="one program per world (not per search world)",
     )
+    parser.add_argument(
+        "--no-world-switch",
+        dest="world_switch",
+        action="store_false",
+        help="one program per search world (not one per N for all, the world a runtime index)",
+    )
+    parser.add_argument(
+        "--no-split-paths",
+        dest="split_paths",
+        action="store_false",
+        help="temperature sampling in the reallocating methods' program (problem lanes)",
+    )
     parser.add_argument("--per-method", action="store_true", help="one program per method")
+    parser.add_argument(
+        "--compile-threads",
+        type=int,
+        default=1,
+        help="threads compiling programs ahead while others run (0: compile when needed)",
+    )
     parser.add_argument(
         "--batch-slots", type=int, default=1 << 19, help="at most problems × N slots per call"
     )
@@ -282,6 +381,8 @@ def parse(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.problems < 1 or args.batch_slots < 1:
         parser.error("--problems and --batch-slots must be >= 1")
+    if args.compile_threads < 0:
+        parser.error("--compile-threads must be >= 0")
     return args
 
 

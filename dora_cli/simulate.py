@@ -159,9 +159,20 @@ def _run(spec, out: Path, *, plots: bool, as_json: bool) -> None:
             return
         with progress_bar() as bar:
             task = bar.add_task(f"simulating ({spec.world_name})", total=total)
-            records = runner.run(
-                spec, progress=lambda label: bar.update(task, advance=1, description=label)
-            )
+            preload = plots
+
+            def progress(label: str) -> None:
+                nonlocal preload
+                if preload:
+                    # The first run is done: the searches run (without the GIL) while the
+                    # plotting library loads, off the serial end of the command.
+                    from simulations import plots as plots_lib
+
+                    plots_lib.preload()
+                    preload = False
+                bar.update(task, advance=1, description=label)
+
+            records = runner.run(spec, progress=progress)
     elapsed = time.perf_counter() - start
     rows = report.summarize(records)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ world or in "levels", the paper-like world with problems drawn in MATH500's five
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -61,6 +62,7 @@ __all__ = [
     "PAPER_METHODS",
     "SHARED_SLOTS",
     "Point",
+    "abstract_batch",
     "compile_pool",
     "compile_vmap",
     "default_lanes",
@@ -141,6 +143,16 @@ def global_batch(world: Any, seed: int, problems: int) -> tuple[Any, PRNGKeyArra
     return shard(make_batch(world, seed, padded_count(problems, on.size)), on)
 
 
+def abstract_batch(world: Any, seed: int, problems: int) -> tuple[Any, Any]:
+    """`global_batch`'s shapes, dtypes and sharding (jax.ShapeDtypeStruct leaves), without
+    drawing it: a search compiled for it runs on the drawn batch, so compiles need not wait."""
+    on = mesh()
+    sharding = NamedSharding(on, PartitionSpec(AXIS))
+    count = padded_count(problems, on.size)
+    shapes = jax.eval_shape(lambda: make_batch(world, seed, count))
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
 def slots_for(budget: int) -> int:
     """The slot count of the compiled search that runs `budget`."""
     return next((slots for slots in SHARED_SLOTS if budget <= slots), budget)
@@ -151,16 +163,28 @@ def default_lanes(rows: int) -> int:
     return max(1, math.ceil(rows / LANE_FRACTION))
 
 
-def compile_vmap(world: Any, config: SearchConfig, batch: tuple[Any, PRNGKeyArray]):
+def _lower_and_compile(fn: Any, args: tuple, lowering: Any) -> Any:
+    # Lowering (tracing to StableHLO) is Python and holds the GIL; XLA's compile does not.
+    with contextlib.nullcontext() if lowering is None else lowering:
+        lowered = fn.lower(*args)
+    return lowered.compile()
+
+
+def compile_vmap(
+    world: Any, config: SearchConfig, batch: tuple[Any, PRNGKeyArray], *, lowering: Any = None
+):
     """`jax.vmap(search)` compiled for `batch`'s shapes and sharding: (keys [P], problems [P],
-    rule index, budget ≤ config.budget) -> SearchResult [P]."""
+    rule index, budget ≤ config.budget) -> SearchResult [P]. `lowering`: a lock held while it
+    lowers (Python, under the GIL), so that threads compiling at once lower one at a time and
+    each compiles (without the GIL) while the next lowers (as `compile_pool`)."""
 
     def one(key, problem, rule, budget):
         return search(key, problem, world, config, rule=rule, budget=budget)
 
     problems, keys = batch
     fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
-    return fn.lower(keys, problems, jnp.int32(0), jnp.int32(config.budget)).compile()
+    args = (keys, problems, jnp.int32(0), jnp.int32(config.budget))
+    return _lower_and_compile(fn, args, lowering)
 
 
 def compile_pool(
@@ -170,6 +194,7 @@ def compile_pool(
     *,
     lanes: int | None = None,
     on: Mesh | None = None,
+    lowering: Any = None,
 ):
     """`search_pool` on each device's own rows, compiled for `batch` (sharded over `on`, by
     default `mesh()`): the same signature and, bit for bit, the same SearchResult [P] as
@@ -181,6 +206,7 @@ def compile_pool(
       batch: (problems [P, ...], keys [P]), P a multiple of the device count.
       lanes: the problems in flight per device (default: `default_lanes` of its rows).
       on: the mesh the batch is sharded over.
+      lowering: a lock held while it lowers (as `compile_vmap`'s).
     """
     on = mesh() if on is None else on
     problems, keys = batch
@@ -204,7 +230,8 @@ def compile_pool(
             check_vma=False,
         )
     )
-    return fn.lower(keys, problems, jnp.int32(0), jnp.int32(config.budget)).compile()
+    args = (keys, problems, jnp.int32(0), jnp.int32(config.budget))
+    return _lower_and_compile(fn, args, lowering)
 
 
 def summarize(

@@ -53,6 +53,7 @@ __all__ = [
     "Finished",
     "HostBatchWorld",
     "Outcome",
+    "PathWorldSwitch",
     "PoolRun",
     "Rule",
     "SearchConfig",
@@ -62,6 +63,7 @@ __all__ = [
     "SyntheticWorld",
     "Trace",
     "World",
+    "WorldSwitch",
     "finalize",
     "init_state",
     "python_loop",
@@ -71,6 +73,7 @@ __all__ = [
     "search_pool",
     "search_round",
     "while_loop",
+    "world_switch",
 ]
 
 MAX_ROUNDS = 40  # T_max, the paper's num_iterations
@@ -1241,3 +1244,71 @@ class SyntheticWorld:
     def truth(self, slots):
         """The ground-truth success probability p of each slot's node (for rules that read it)."""
         return slots.p
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldSwitch:
+    """Several synthetic worlds behind one `World`: the traced `index` picks the world that runs
+    (a real branch: `lax.switch`, unbatched under the problems' vmap), so one compiled search
+    serves them all. The engine and the rules compile once; each world adds only its own code,
+    and a world's runs equal those of a search compiled for it alone, bit for bit.
+
+    The worlds share their slot layout (embedding width) and prompt length. With path methods
+    (`PathWorldSwitch`, from `world_switch` when every world is a `PathWorld`) `search_pool` can
+    run a rule that never reallocates on path lanes."""
+
+    worlds: tuple[Any, ...]
+    index: Any  # Int[] (traced)
+
+    def _switch(self, method: str, *args, **static):
+        """The chosen world's `method` on `args` (arrays); `static` are Python values."""
+        branches = [functools.partial(getattr(w, method), **static) for w in self.worlds]
+        if len(branches) == 1:
+            return branches[0](*args)
+        return lax.switch(self.index, branches, *args)
+
+    def init(self, problem, num_slots: int):
+        return self._switch("init", problem, num_slots=num_slots)
+
+    def expand(self, key, problem, slots, final, active=None):
+        del active  # every slot costs the same in a synthetic world
+        return self._switch("expand", key, problem, slots, final)
+
+    def score(self, key, problem, slots, active=None):
+        del active
+        return self._switch("score", key, problem, slots)
+
+    def embed(self, key, problem, slots, active=None):
+        del active
+        return self._switch("embed", key, problem, slots)
+
+    def path_tokens(self, slots):
+        return slots.tokens
+
+    def prompt_tokens(self, problem=None) -> int:
+        return self.worlds[0].prompt_tokens(problem)
+
+    def truth(self, slots):
+        return slots.p
+
+
+@dataclasses.dataclass(frozen=True)
+class PathWorldSwitch(WorldSwitch):
+    """A `WorldSwitch` of `PathWorld`s, itself a `PathWorld`."""
+
+    def init_path(self, problem):
+        return self._switch("init_path", problem)
+
+    def expand_path(self, key, problem, slot, index, final):
+        return self._switch("expand_path", key, problem, slot, index, final)
+
+    def score_path(self, key, problem, slot, index):
+        return self._switch("score_path", key, problem, slot, index)
+
+
+def world_switch(worlds: tuple[Any, ...], index: Any) -> WorldSwitch:
+    """`worlds` behind one `World`, `index` (Int[], may be traced) picking the one that runs: a
+    `PathWorldSwitch` when every world is a `PathWorld`, else a `WorldSwitch`."""
+    if all(isinstance(w, PathWorld) for w in worlds):
+        return PathWorldSwitch(tuple(worlds), index)
+    return WorldSwitch(tuple(worlds), index)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -53,6 +54,9 @@ __all__ = [
 WORKERS = 2  # threads for compiles and runs (the 2-core machine this is tuned on)
 ENGINE = "pool"  # the fixed-N engine: "pool" (search_pool per device) or "vmap" (the reference)
 LANES: int | None = None  # problems in flight per device; None: montecarlo.default_lanes
+# Searches compiling on the pool's threads lower (Python, under the GIL) one at a time: the first
+# then compiles (XLA, without the GIL) on one core while the next lowers on the other.
+_LOWERING = threading.Lock()
 
 
 def global_batch(spec: ExperimentSpec, seed: int, problems: int):
@@ -81,12 +85,14 @@ def compile_search(spec: ExperimentSpec, slots: int, batch, *, engine: str | Non
             lambda k, p, r, params: adaptive_lib.search_pooled(k, p, world, config, params, rule=r)
         )
         params = spec.adaptive.params(slots)._replace(rows=jnp.int32(spec.problems))
-        return pooled.lower(keys, problems, jnp.int32(0), params).compile()
+        with _LOWERING:
+            lowered = pooled.lower(keys, problems, jnp.int32(0), params)
+        return lowered.compile()
     engine = ENGINE if engine is None else engine
     if engine == "pool":
-        return montecarlo.compile_pool(world, config, batch, lanes=LANES)
+        return montecarlo.compile_pool(world, config, batch, lanes=LANES, lowering=_LOWERING)
     if engine == "vmap":
-        return montecarlo.compile_vmap(world, config, batch)
+        return montecarlo.compile_vmap(world, config, batch, lowering=_LOWERING)
     raise ValueError(f"engine must be 'pool' or 'vmap', got {engine!r}")
 
 
@@ -129,7 +135,8 @@ def run(
     seeds are first_seed … first_seed + spec.seeds − 1 (another range: other problems, e.g. a
     validation set kept apart from an evaluation's)."""
     seeds = range(first_seed, first_seed + spec.seeds)
-    batches = {seed: global_batch(spec, seed, spec.problems) for seed in seeds}
+    # The searches compile for the batch's shapes, in the background while it is drawn.
+    shapes = montecarlo.abstract_batch(SyntheticWorld(spec.world), first_seed, spec.problems)
     versions = {
         "jax": jax.__version__,
         "devices": jax.device_count(),
@@ -171,6 +178,7 @@ def run(
         )
 
     if jax.process_count() > 1:
+        batches = {seed: global_batch(spec, seed, spec.problems) for seed in seeds}
         # Every process must issue the same collectives (the gathers) in the same order, so the
         # grid runs in one fixed order, without the thread pool's completion order.
         for slots in sorted(budgets_of, reverse=True):
@@ -182,9 +190,10 @@ def run(
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
         # The largest search first: its compile and its runs are the longest jobs.
         compiling = {
-            pool.submit(_timed_compile, spec, slots, batches[first_seed], engine): slots
+            pool.submit(_timed_compile, spec, slots, shapes, engine): slots
             for slots in sorted(budgets_of, reverse=True)
         }
+        batches = {seed: global_batch(spec, seed, spec.problems) for seed in seeds}
         running: dict[concurrent.futures.Future, tuple] = {}
         pending = set(compiling)
         while pending:

@@ -182,6 +182,32 @@ def test_fig3_grid_shares_a_search_between_worlds_that_differ_in_their_prior_onl
     assert summary["total_s_extrapolated"] >= summary["compile_s"] > 0
 
 
+@pytest.mark.slow
+def test_fig3_grid_world_switch_and_path_lanes_change_no_cell():
+    """One program per N for every search world (the world a runtime index) with temperature
+    sampling on path lanes gives the cells of one program per search world with all methods on
+    problem lanes; the control, another seed, moves them."""
+    worlds = ["--worlds", "paper-llama-1b-math500,paper-llama-1b-aime2024"]
+    methods = ["--methods", "temperature_sampling,rebase"]
+    runs = {
+        name: _fig3(*worlds, *methods, *extra)
+        for name, extra in (
+            ("new", ()),
+            ("old", ("--no-world-switch", "--no-split-paths", "--compile-threads", "0")),
+            ("control", ("--seed", "1")),
+        )
+    }
+    assert all(r.returncode == 0 for r in runs.values()), [r.stderr for r in runs.values()]
+    parsed = {k: [json.loads(line) for line in r.stdout.splitlines()] for k, r in runs.items()}
+    key = lambda c: (c["world"], c["method"], c["N"])  # noqa: E731
+    cells = {k: sorted(v[:-1], key=key) for k, v in parsed.items()}
+    assert (parsed["new"][-1]["programs"], parsed["old"][-1]["programs"]) == (2, 2)
+    assert len(cells["new"]) == 4
+    assert cells["new"] == cells["old"]
+    assert parsed["new"][-1]["rollout_steps"] == parsed["old"][-1]["rollout_steps"]
+    assert parsed["control"][-1]["rollout_steps"] != parsed["new"][-1]["rollout_steps"]
+
+
 def test_fig3_grid_rejects_bad_input():
     result = _fig3("--methods", "nope")
     assert result.returncode == 2

@@ -193,3 +193,30 @@ def test_control_a_path_reading_the_wrong_words_differs():
     expected, run = runs(_WrongSlot(W.preset("paper-like")), 4)
     with pytest.raises(AssertionError):
         assert_same_bits(run.result, expected, "wrong slot")
+
+
+@pytest.mark.slow
+def test_world_switch_of_path_worlds_runs_each_world_on_path_lanes():
+    """`world_switch` of two path worlds is a `PathWorld`, and its path pool with index i equals
+    world i's own path pool bit for bit; the control: index 1 on world 0's problems differs."""
+    worlds = (world_of("paper-like"), world_of("paper-like", label_keep=0.5, kappa=5.0))
+    config = S.SearchConfig.make(TS, 4)
+    assert isinstance(S.world_switch(worlds, 0), PathWorld)
+    assert not isinstance(S.world_switch((worlds[0], object()), 0), PathWorld)
+
+    @jax.jit
+    def switched(keys, batch, index):
+        world = S.world_switch(worlds, index)
+        return S.search_pool(keys, batch, world, config, lanes=2).result
+
+    for i, world in enumerate(worlds):
+        keys, batch = problems(world.config)
+        alone = jax.jit(lambda k, p, w=world: S.search_pool(k, p, w, config, lanes=2).result)
+        assert_same_bits(switched(keys, batch, i), alone(keys, batch), f"world {i}")
+    keys, batch = problems(worlds[0].config)
+    other = jax.device_get(switched(keys, batch, 1))
+    same = jax.device_get(switched(keys, batch, 0))
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(other), jax.tree.leaves(same), strict=True)
+    )

@@ -11,7 +11,6 @@ compile time, not a second compile.
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Iterable
@@ -25,7 +24,7 @@ from dora_jax import ledger as ledger_lib
 from dora_jax import montecarlo
 from dora_jax import world as world_lib
 from dora_jax.montecarlo import PAPER_METHODS
-from dora_jax.search import Rule, SearchConfig, SyntheticWorld, search
+from dora_jax.search import Rule, SearchConfig, SyntheticWorld, WorldSwitch, search
 
 MISCALIBRATION = 1000.0  # the κ factor of "optimal-miscalibrated"
 METHODS = (*PAPER_METHODS, "optimal", "optimal-miscalibrated")
@@ -45,51 +44,8 @@ def _rules(config: world_lib.WorldConfig) -> tuple[Rule, ...]:
 MODEL_SIZES = ledger_lib.ModelSizes.for_policy("llama-3.2-1b")  # `dora simulate`'s default
 
 
-@dataclasses.dataclass(frozen=True)
-class _WorldSwitch:
-    """Several synthetic worlds behind one `World`: the traced `index` picks the world that runs
-    (a real branch: it stays unbatched under the problems' vmap), so one compiled search serves
-    them all. The engine and the rules compile once; each world adds only its own code.
-
-    The worlds share their slot layout (embedding width), prompt and rules (`_group_key`)."""
-
-    worlds: tuple[SyntheticWorld, ...]
-    index: Any  # Int[] (traced)
-
-    def _switch(self, method: str, *args, **static):
-        """The chosen world's `method` on `args` (arrays); `static` are Python values."""
-        branches = [functools.partial(getattr(w, method), **static) for w in self.worlds]
-        if len(branches) == 1:
-            return branches[0](*args)
-        return jax.lax.switch(self.index, branches, *args)
-
-    def init(self, problem, num_slots: int):
-        return self._switch("init", problem, num_slots=num_slots)
-
-    def expand(self, key, problem, slots, final, active=None):
-        del active  # every slot costs the same in a synthetic world
-        return self._switch("expand", key, problem, slots, final)
-
-    def score(self, key, problem, slots, active=None):
-        del active
-        return self._switch("score", key, problem, slots)
-
-    def embed(self, key, problem, slots, active=None):
-        del active
-        return self._switch("embed", key, problem, slots)
-
-    def path_tokens(self, slots):
-        return slots.tokens
-
-    def prompt_tokens(self, problem=None) -> int:
-        return self.worlds[0].prompt_tokens(problem)
-
-    def truth(self, slots):
-        return slots.p
-
-
 def _group_key(config: world_lib.WorldConfig) -> tuple:
-    """Worlds with equal keys can share one compiled search (`_WorldSwitch`)."""
+    """Worlds with equal keys can share one compiled search (`WorldSwitch`)."""
     return (_rules(config), config.embed_dim, config.prompt_tokens)
 
 
@@ -100,7 +56,7 @@ def _compile(group: tuple[world_lib.WorldConfig, ...], slots: int, problems: int
     worlds = tuple(SyntheticWorld(c) for c in group)
 
     def one(key, problem, rule, budget, index):
-        world = _WorldSwitch(worlds, index)
+        world = WorldSwitch(worlds, index)
         return search(key, problem, world, config, rule=rule, budget=budget)
 
     problems_b, keys = montecarlo.global_batch(worlds[0], 0, problems)
