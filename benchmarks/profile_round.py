@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from dora_jax import world as W
-from dora_jax.apportion import apportion_shares, rank_descending
+from dora_jax.apportion import apportion_shares, rank_pairwise
 
 # --- the world's private parts (to move with the counter hash at merge) ---------------------
 from dora_jax.counter_rng import beta as _beta
@@ -223,7 +223,7 @@ def _engine_parts(args, world, rule: str, problems, keys) -> dict[str, float]:
 
     def remainders(plan, settled, w):
         quota = n * w
-        return rank_descending(quota - jnp.floor(quota), settled.survivors, plan.k_alloc)
+        return rank_pairwise(quota - jnp.floor(quota), settled.survivors, plan.k_alloc)
 
     parents = jax.jit(jax.vmap(parents_from_counts))(counts)
 
@@ -315,12 +315,9 @@ def _engine_parts(args, world, rule: str, problems, keys) -> dict[str, float]:
     return ns
 
 
-def main(args: argparse.Namespace) -> None:
-    config = W.preset(args.preset)
-    world = SyntheticWorld(config)
+def _world_table(args, world, config, problems, keys) -> None:
+    """The first table: the REBASE round, the world's parts and the rules on P × N slots."""
     p, n = args.problems, args.budget
-    keys = jax.random.split(jax.random.key(args.seed), (p, 2))
-    problems = jax.vmap(world.sample_problem)(keys[:, 0])
     search_config = SearchConfig.make("rebase", n)
 
     def advance(key, problem):
@@ -348,6 +345,16 @@ def main(args: argparse.Namespace) -> None:
     print(f"P = {p}, N = {n}, slots after {args.rounds} REBASE rounds; ns per slot (medians)")
     for name, s in seconds.items():
         print(f"{name:<32}{1e9 * s / (p * n):>10.1f}")
+
+
+def main(args: argparse.Namespace) -> None:
+    config = W.preset(args.preset)
+    world = SyntheticWorld(config)
+    p, n = args.problems, args.budget
+    keys = jax.random.split(jax.random.key(args.seed), (p, 2))
+    problems = jax.vmap(world.sample_problem)(keys[:, 0])
+    if not args.no_world:
+        _world_table(args, world, config, problems, keys)
     if args.no_engine:
         return
     parts = {rule: _engine_parts(args, world, rule, problems, keys[:, 1]) for rule in ENGINE_RULES}
@@ -371,6 +378,7 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--preset", default="paper-like")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-engine", action="store_true", help="skip the pool round's parts")
+    parser.add_argument("--no-world", action="store_true", help="skip the first table")
     args = parser.parse_args(argv)
     if min(args.problems, args.budget, args.repeats) < 1 or args.rounds < 0:
         parser.error("--problems, --budget and --repeats must be >= 1, --rounds >= 0")

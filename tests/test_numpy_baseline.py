@@ -222,15 +222,24 @@ def test_sum_order_benchmark_runs_with_tiny_arguments():
 
 @pytest.mark.slow
 def test_profile_round_runs_with_tiny_arguments():
-    result = _script("profile_round.py", "--problems", "2", "--budget", "4", "--repeats", "1")
+    args = ("--problems", "2", "--budget", "4", "--repeats", "1")
+    result = _script("profile_round.py", *args, "--no-engine")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].startswith("search_round (rebase)")
+    assert len(result.stdout.splitlines()) == 1 + 15  # header, the round, the select, 13 parts
+
+
+@pytest.mark.slow
+def test_profile_round_pool_table_runs_with_tiny_arguments():
+    """The pool round's table: its header, the rules' header and 16 parts, a number per rule
+    (DORA's embedding only for DORA)."""
+    args = ("--problems", "2", "--budget", "4", "--repeats", "1")
+    result = _script("profile_round.py", *args, "--no-world")
+    assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    # header, the round, the select, 13 parts; then the pool round's table: its header, the
-    # rules' header and 16 parts, each a number per rule (DORA's embedding only for DORA)
-    assert len(lines) == 1 + 15 + 2 + 16
-    assert lines[17].split() == ["rebase", "dora"]
-    rows = {line[:36].strip(): line[36:].split() for line in lines[18:]}
+    assert len(lines) == 2 + 16
+    assert lines[1].split() == ["rebase", "dora"]
+    rows = {line[:36].strip(): line[36:].split() for line in lines[2:]}
     assert rows["embed survivors (DORA)"][0] == "—"
     assert all(len(cells) == 2 for cells in rows.values())
     assert float(rows["pool round (search_pool)"][0]) > 0
