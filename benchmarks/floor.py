@@ -12,6 +12,17 @@ engine, ...; medians over --repeats):
                draws on every copy; ids and digests in the same unit) on --count-problems
                problems; the floor's words = engine rollout-steps × that rate;
   ×floor       engine time / floor time (the issue's target: ≤ 3);
+  law/s, ×law  the LAW floor: the world's own step and nothing else — `expand_path` and
+               `score_path`, and `embed` for DORA (the same hash words plus their transforms: the
+               GEM sticks, Gamma, Beta and normal arithmetic, the child vector) on a flat batch
+               of lanes · N slots of the cell's first problems, chained --law-rounds rounds
+               from their roots and restarted, for as many slot-steps as the engine's
+               rollout-steps; no allocation, buffers, ledger or loop of the search.
+               ×law = engine time / law time: the search's own overhead over the law's
+               arithmetic (what a perfect engine would still pay); law time / floor time is the
+               law's arithmetic over its random words;
+  cpu          the same ratios in CPU time (user + sys of this process, every thread), which a
+               shared machine disturbs less than wall time;
   util         utilization: alive slot-steps (Σ Trace.active) / computed slot-steps: for
                `jax.vmap(search)` P · N · the rounds the batched loop executed (the most rounds of
                any problem in a batch); for `search_pool` the slot-steps its rounds computed
@@ -34,7 +45,9 @@ adds the problem lanes for temperature sampling (`search_pool(..., paths=False)`
 The engine is compiled ahead of time; every run of it is timed, the first one included.
 
 With --json, stdout is one JSON record per (rule, P, N): rule, P, N, steps_per_s, floor_ratio,
-utilization (and numpy_ratio for REBASE), plus the rates, words per step and the load average.
+utilization (and numpy_ratio for REBASE), plus the rates, words per step, the law floor
+(law_steps_per_s, law_ratio, law_over_floor), the CPU-time ratios (cpu_floor_ratio, cpu_law_ratio)
+and the load average.
 """
 
 from __future__ import annotations
@@ -53,6 +66,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from dora_jax import world as world_lib
 
@@ -98,9 +112,54 @@ def _floor_kernel(digest, chunks):
 
 
 def _timed(fn, *args):
-    start = time.perf_counter()
+    """(output, wall seconds, CPU seconds) of one call."""
+    start, cpu = time.perf_counter(), time.process_time()
     out = jax.block_until_ready(fn(*args))
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, time.process_time() - cpu
+
+
+@functools.cache
+def _law_kernel(world, budget: int, rounds: int, embeds: bool):
+    """The law floor's kernel: `chunks` times, the slots [W] (slot i is slot i mod N of its
+    problem) take `rounds` steps of the world's law from where they start (`expand_path` and
+    `score_path`, and `embed` for a rule that reads embeddings, with a fresh key each step);
+    the steps' words are folded into one word so that nothing is dead code."""
+
+    @jax.jit
+    def run(key, slots, chunks):
+        width = slots.depth.shape[0]
+        index = jnp.arange(width, dtype=jnp.int32) % budget
+
+        def step(j, carry):
+            current, acc = carry
+            k_expand, k_score, k_embed = jax.random.split(jax.random.fold_in(key, j), 3)
+            new, out = jax.vmap(lambda s, i: world.expand_path(k_expand, None, s, i, False))(
+                current, index
+            )
+            score = jax.vmap(lambda s, i: world.score_path(k_score, None, s, i))(new, index)
+            words = out.direction.astype(jnp.uint32) ^ lax.bitcast_convert_type(
+                score.astype(jnp.float32), jnp.uint32
+            )
+            if embeds:  # the survivors' paraphrase noise (the embedding draws of the law)
+                e = world.embed(k_embed, None, new)
+                words = words ^ jnp.bitwise_xor.reduce(lax.bitcast_convert_type(e, jnp.uint32), 1)
+            return new, acc ^ jnp.bitwise_xor.reduce(words ^ out.tokens.astype(jnp.uint32))
+
+        def chunk(c, acc):
+            _, acc = lax.fori_loop(c * rounds, (c + 1) * rounds, step, (slots, acc))
+            return acc
+
+        return lax.fori_loop(0, chunks, chunk, jnp.uint32(0))
+
+    return run
+
+
+def _law_slots(world, problems, budget: int, width: int):
+    """W = lanes · N slots at their problems' roots (the first W / N problems), flat."""
+    count = -(-width // budget)
+    first = jax.tree.map(lambda x: x[:count], problems)
+    slots = jax.vmap(lambda p: world.init(p, budget))(first)
+    return jax.tree.map(lambda x: x.reshape(count * budget, *x.shape[2:]), slots)
 
 
 def default_lanes(problems: int) -> int:
@@ -207,7 +266,18 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
                 "uniform_per_step": counted.uniform / count_steps,
                 "engine_s": [],
                 "floor_s": [],
+                "law_s": [],
+                "engine_cpu": [],
+                "floor_cpu": [],
+                "law_cpu": [],
+                "law_slots": _law_slots(world, problems, budget, (lanes or batch) * budget),
             }
+    law_key = jax.random.key(args.seed + 3)
+
+    def law(rule, slots, chunks):
+        kernel = _law_kernel(world, budget, args.law_rounds, Rule.make(rule).uses_embeddings)
+        return kernel(law_key, slots, jnp.int32(chunks))
+
     load_before = os.getloadavg()[0]
     # The engine's first run is timed too (it is compiled ahead of time); its result gives the
     # counts, and so the floor's words, before the floor runs.
@@ -215,15 +285,25 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
         for rule in args.rules:
             for label, _, _ in engines[rule]:
                 cell = cells[rule, label]
-                results, seconds = _timed(cell["run"])
+                results, seconds, cpu = _timed(cell["run"])
                 cell["engine_s"].append(seconds)
+                cell["engine_cpu"].append(cpu)
                 if "summary" not in cell:
                     cell["summary"] = _summary(results, budget, cell["lanes"])
                     cell["needed"] = cell["summary"]["steps"] * cell["per_step"]
                     cell["chunks"] = max(1, math.ceil(cell["needed"] / CHUNK))
+                    per_chunk = args.law_rounds * cell["law_slots"].depth.shape[0]
+                    cell["law_chunks"] = max(1, math.ceil(cell["summary"]["steps"] / per_chunk))
+                    cell["law_scale"] = cell["summary"]["steps"] / (cell["law_chunks"] * per_chunk)
+                    jax.block_until_ready(law(rule, cell["law_slots"], 1))  # compile
                 del results
-                _, seconds = _timed(_floor_kernel, digest, jnp.int32(cell["chunks"]))
-                cell["floor_s"].append(seconds * cell["needed"] / (cell["chunks"] * CHUNK))
+                _, seconds, cpu = _timed(_floor_kernel, digest, jnp.int32(cell["chunks"]))
+                scale = cell["needed"] / (cell["chunks"] * CHUNK)
+                cell["floor_s"].append(seconds * scale)
+                cell["floor_cpu"].append(cpu * scale)
+                _, seconds, cpu = _timed(law, rule, cell["law_slots"], cell["law_chunks"])
+                cell["law_s"].append(seconds * cell["law_scale"])
+                cell["law_cpu"].append(cpu * cell["law_scale"])
             if rule == "rebase" and numpy_problems > 0:
                 start = time.perf_counter()
                 out = ns.run(args.seed + 2, config, rule, budget, numpy_problems)
@@ -238,6 +318,9 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
         engine_s = statistics.median(cell["engine_s"])
         floor_s = statistics.median(cell["floor_s"])
         steps_per_s = s["steps"] / engine_s
+        law_s = statistics.median(cell["law_s"])
+        engine_cpu = statistics.median(cell["engine_cpu"])
+        law_cpu = statistics.median(cell["law_cpu"])
         record = {
             "rule": rule,
             "engine": label,
@@ -247,6 +330,13 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
             "floor_steps_per_s": s["steps"] / floor_s,
             "floor_ratio": engine_s / floor_s,
             "utilization": s["utilization"],
+            "law_steps_per_s": s["steps"] / law_s,
+            "law_ratio": engine_s / law_s,
+            "law_over_floor": law_s / floor_s,
+            "law_rounds": args.law_rounds,
+            "cpu_floor_ratio": engine_cpu / statistics.median(cell["floor_cpu"]),
+            "cpu_law_ratio": engine_cpu / law_cpu,
+            "engine_cpu_s": engine_cpu,
             "words_per_step": cell["per_step"],
             "uniform_words_per_step": cell["uniform_per_step"],
             "ns_per_word": 1e9 * floor_s / cell["needed"],
@@ -274,7 +364,8 @@ def measure(args, problems_count: int, budget: int) -> list[dict]:
 
 
 HEADER = (
-    f"{'rule':<22}{'engine':<14}{'P':>8}{'N':>5}{'steps/s':>12}{'floor/s':>13}{'×floor':>8}{'words':>7}"
+    f"{'rule':<22}{'engine':<14}{'P':>8}{'N':>5}{'steps/s':>12}{'floor/s':>13}{'×floor':>8}"
+    f"{'law/s':>12}{'×law':>7}{'cpu×fl':>8}{'cpu×law':>8}{'words':>7}"
     f"{'ns/word':>8}{'util':>6}{'numpy/s':>11}{'×numpy':>8}{'load':>12}"
 )
 
@@ -285,7 +376,9 @@ def row(r: dict) -> str:
     load = "{:.1f}→{:.1f}".format(*r["load_average"])
     return (
         f"{r['rule']:<22}{r['engine']:<14}{r['P']:>8}{r['N']:>5}{r['steps_per_s']:>12,.0f}"
-        f"{r['floor_steps_per_s']:>13,.0f}{r['floor_ratio']:>7.1f}×{r['words_per_step']:>7.1f}"
+        f"{r['floor_steps_per_s']:>13,.0f}{r['floor_ratio']:>7.1f}×{r['law_steps_per_s']:>12,.0f}"
+        f"{r['law_ratio']:>6.1f}×{r['cpu_floor_ratio']:>7.1f}×{r['cpu_law_ratio']:>7.1f}×"
+        f"{r['words_per_step']:>7.1f}"
         f"{r['ns_per_word']:>8.2f}{r['utilization']:>6.2f}{numpy_rate}{numpy_ratio}{load:>12}"
     )
 
@@ -361,6 +454,12 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--lanes", type=int, default=0, help="the pool's lanes (0: P/8 per engine call)"
     )
+    parser.add_argument(
+        "--law-rounds",
+        type=int,
+        default=8,
+        help="the law floor's steps from the roots before it restarts (8)",
+    )
     parser.add_argument("--preset", default="paper-like")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="one JSON record per line")
@@ -390,10 +489,11 @@ def parse(argv=None) -> argparse.Namespace:
         or args.count_problems < 1
         or args.numpy_problems < 0
         or min(args.batch_slots, args.max_slots, args.lanes) < 0
+        or args.law_rounds < 1
     ):
         parser.error(
-            "--repeats and --count-problems must be >= 1; --numpy-problems, --batch-slots, "
-            "--max-slots and --lanes >= 0"
+            "--repeats, --count-problems and --law-rounds must be >= 1; --numpy-problems, "
+            "--batch-slots, --max-slots and --lanes >= 0"
         )
     try:
         world_lib.preset(args.preset)

@@ -53,6 +53,31 @@ def rank_descending(
     return jnp.zeros((k,), jnp.int32).at[order].set(jnp.arange(k, dtype=jnp.int32))
 
 
+def rank_pairwise(
+    values: Float[Array, " K"], mask: Bool[Array, " K"], key: PRNGKeyArray | None = None
+) -> Int[Array, " K"]:
+    """`rank_descending` for values without NaN, by counting instead of sorting.
+
+    Candidate i's rank is the number of candidates that the stable sort of `rank_descending`
+    puts before it: a larger value, or an equal value with a smaller tie priority (with `key`:
+    the same `_tie_rank` words), or an equal value and priority and a lower index. That is the
+    same order (the sort compares floats with −0 = +0, as `<` and `==` do), so the same ranks
+    bit for bit. K² comparisons that XLA vectorizes instead of a sort that calls a comparator
+    per comparison: at K = 64 over 250 problems, 131 against 317 ns of CPU time per candidate,
+    the tie words included (measured in one interleaved run).
+    """
+    k = values.shape[0]
+    primary = jnp.where(mask, -values, jnp.inf)
+    mine, other = primary[:, None], primary[None, :]
+    index = jnp.arange(k, dtype=jnp.int32)
+    later = index[None, :] < index[:, None]  # [i, j]: j comes earlier in index order
+    if key is not None:
+        tie = _tie_rank(key, k)
+        later = (tie[None, :] < tie[:, None]) | ((tie[None, :] == tie[:, None]) & later)
+    before = (other < mine) | ((other == mine) & later)
+    return jnp.sum(before, axis=1, dtype=jnp.int32)
+
+
 def hamilton(
     shares: Float[Array, " K"],
     budget: Int[Array, ""],
@@ -66,7 +91,7 @@ def hamilton(
     remainder = jnp.where(mask, quota - floor, 0)
     base = jnp.where(mask, floor.astype(jnp.int32), 0)
     leftover = n - jnp.sum(base, dtype=jnp.int32)
-    rank = rank_descending(remainder, mask, key)
+    rank = rank_pairwise(remainder, mask, key)  # remainders are finite: no NaN
     return base + ((rank < leftover) & mask).astype(jnp.int32)
 
 

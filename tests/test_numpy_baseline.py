@@ -126,6 +126,8 @@ def test_floor_benchmark_records():
         assert r["steps_per_s"] > 0 and r["floor_ratio"] > 0
         assert 0 < r["utilization"] <= 1
         assert r["words_per_step"] > r["uniform_words_per_step"] > 0
+        assert r["law_steps_per_s"] > 0 and r["law_ratio"] > 0 and r["law_over_floor"] > 0
+        assert r["cpu_floor_ratio"] > 0 and r["cpu_law_ratio"] > 0
     assert records[0]["numpy_ratio"] > 0
     assert records[0]["numpy_problems"] == 4
 
@@ -246,7 +248,24 @@ def test_sum_order_benchmark_runs_with_tiny_arguments():
 
 @pytest.mark.slow
 def test_profile_round_runs_with_tiny_arguments():
-    result = _script("profile_round.py", "--problems", "2", "--budget", "4", "--repeats", "1")
+    args = ("--problems", "2", "--budget", "4", "--repeats", "1")
+    result = _script("profile_round.py", *args, "--no-engine")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1].startswith("search_round (rebase)")
     assert len(result.stdout.splitlines()) == 1 + 15  # header, the round, the select, 13 parts
+
+
+@pytest.mark.slow
+def test_profile_round_pool_table_runs_with_tiny_arguments():
+    """The pool round's table: its header, the rules' header and 16 parts, a number per rule
+    (DORA's embedding only for DORA)."""
+    args = ("--problems", "2", "--budget", "4", "--repeats", "1")
+    result = _script("profile_round.py", *args, "--no-world")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 + 16
+    assert lines[1].split() == ["rebase", "dora"]
+    rows = {line[:36].strip(): line[36:].split() for line in lines[2:]}
+    assert rows["embed survivors (DORA)"][0] == "—"
+    assert all(len(cells) == 2 for cells in rows.values())
+    assert float(rows["pool round (search_pool)"][0]) > 0
