@@ -90,7 +90,6 @@ def test_sampled_allocation_is_exact_and_its_score_is_b_minus_n_w():
     assert int(jnp.sum(none)) == 0 and float(jnp.sum(jnp.abs(zero))) == 0
 
 
-@pytest.mark.slow  # > 10 s of compilation under load
 def test_leave_one_out_reinforce_is_unbiased_and_the_self_baseline_control_is_not():
     exact = np.asarray(jax.grad(_exact_objective)(TOY_LOGITS))
     key = jax.random.key(7)
@@ -105,7 +104,6 @@ def test_leave_one_out_reinforce_is_unbiased_and_the_self_baseline_control_is_no
     assert np.any(off_by("self") > K_SE)
 
 
-@pytest.mark.slow  # > 10 s of compilation under load
 def test_estimator_steps_raise_the_exact_objective_and_descent_lowers_it():
     """Ten plain gradient steps on the REINFORCE estimate (fixed keys) raise E f(B), computed
     exactly; control: the same steps with the sign flipped lower it."""
