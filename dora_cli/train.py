@@ -58,10 +58,10 @@ def train(
             "search's accuracy (REINFORCE) instead of training afresh; uses the --e2e-* options."
         ),
     ] = None,
-    e2e_steps: Annotated[int, typer.Option(help="Fine-tuning steps to reach (default 400).")] = 400,
+    e2e_steps: Annotated[int, typer.Option(help="Fine-tuning steps to reach (default 360).")] = 360,
     e2e_worlds: Annotated[
         str, typer.Option(help="Comma-separated fine-tuning worlds.")
-    ] = "paraphrase,hard-corner",
+    ] = "paper-like,paraphrase,hard-corner",
     e2e_budgets: Annotated[
         str, typer.Option(help="Comma-separated fine-tuning budgets N.")
     ] = "16,64",
@@ -72,7 +72,7 @@ def train(
     e2e_lr: Annotated[float, typer.Option(help="Fine-tuning learning rate (Adam).")] = 1e-3,
     anchor: Annotated[
         float, typer.Option(help="Weight of ||theta - theta_start||^2/2 in fine-tuning.")
-    ] = 0.1,
+    ] = 1.0,
     reward: Annotated[
         str, typer.Option(help="Fine-tuning reward: accuracy or correct_fraction.")
     ] = "accuracy",

@@ -95,15 +95,15 @@ class FinetuneSettings:
 
     start: str = learned.SHIPPED
     start_sha256: str = ""
-    # the trained-on world where the one-step objective lags bayes most, and the training
-    # corner nearest the held-out geometry (two worlds: each (world, N) pair is one compilation)
-    e2e_worlds: tuple[str, ...] = ("paraphrase", "hard-corner")
+    # the two evaluation worlds of the training distribution and the training corner nearest
+    # the held-out geometry (each (world, N) pair is one compilation)
+    e2e_worlds: tuple[str, ...] = ("paper-like", "paraphrase", "hard-corner")
     e2e_budgets: tuple[int, ...] = (16, 64)
     e2e_problems: int = 64
     rollouts: int = 4
     max_rounds: int = 40
     learning_rate: float = 1e-3
-    anchor: float = 0.1
+    anchor: float = 1.0
     reward: str = "accuracy"
     seed: int = 0
 

@@ -161,7 +161,7 @@ def test_learned_eval_rejects_bad_checkpoint_and_references(tmp_path, capsys):
 
 
 @pytest.mark.slow  # compiling the stochastic-policy search takes > 10 s on two shared cores
-def test_short_finetuning_is_bit_for_bit_deterministic_and_resumes_exactly(tmp_path):
+def test_short_finetuning_is_bit_for_bit_deterministic_and_resumes_exactly(tmp_path, capsys):
     from flax import nnx
 
     from dora_jax import learned
@@ -198,3 +198,9 @@ def test_short_finetuning_is_bit_for_bit_deterministic_and_resumes_exactly(tmp_p
     assert counts.sum() == 8
     with pytest.raises(ValueError, match="cannot resume"):
         finetune.resume_point(c, finetune.FinetuneSettings(seed=1).resolved())
+    # the evaluation takes the fine-tuned checkpoint and pairs it with the shipped one
+    tiny = ["--problems", "2", "--seeds", "1", "--budgets", "4", "--max-rounds", "4"]
+    args = ["--checkpoint", str(a), "--references", "shipped,dora", "--worlds", "paper-like"]
+    assert learned_eval.main([*tiny, *args]) == 0
+    out = capsys.readouterr().out
+    assert "learned − shipped" in out and "| paper-like (trained on) | 4 | 2 |" in out
