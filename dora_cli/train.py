@@ -51,11 +51,57 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue the run saved in --out (same settings).")
     ] = False,
+    finetune_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Fine-tune this checkpoint ('shipped' or a file) end to end on the simulated "
+            "search's accuracy (REINFORCE) instead of training afresh; uses the --e2e-* options."
+        ),
+    ] = None,
+    e2e_steps: Annotated[int, typer.Option(help="Fine-tuning steps to reach (default 360).")] = 360,
+    e2e_worlds: Annotated[
+        str, typer.Option(help="Comma-separated fine-tuning worlds.")
+    ] = "paper-like,paraphrase,hard-corner",
+    e2e_budgets: Annotated[
+        str, typer.Option(help="Comma-separated fine-tuning budgets N.")
+    ] = "16,64",
+    e2e_problems: Annotated[int, typer.Option(help="Problems per fine-tuning step.")] = 64,
+    rollouts: Annotated[
+        int, typer.Option(help="Searches per problem (leave-one-out baseline, >= 2).")
+    ] = 4,
+    e2e_lr: Annotated[float, typer.Option(help="Fine-tuning learning rate (Adam).")] = 1e-3,
+    anchor: Annotated[
+        float, typer.Option(help="Weight of ||theta - theta_start||^2/2 in fine-tuning.")
+    ] = 1.0,
+    reward: Annotated[
+        str, typer.Option(help="Fine-tuning reward: accuracy or correct_fraction.")
+    ] = "accuracy",
 ) -> None:
     """Train the `learned` allocator (amortized Eq. 7) on simulated search states."""
     from simulations import train as train_lib
 
     check_out(out, folder=False)
+    if finetune_from is not None:
+        if worlds is not None or budgets is not None or problems is not None:
+            fail(
+                "--worlds, --budgets, --problems set the first stage; "
+                "with --finetune-from use --e2e-*"
+            )
+        _finetune(
+            out,
+            finetune_from,
+            e2e_steps,
+            e2e_worlds,
+            e2e_budgets,
+            e2e_problems,
+            rollouts,
+            e2e_lr,
+            anchor,
+            reward,
+            seed,
+            resume,
+        )
+        return
     check_count("--steps", steps, high=10**7)
     check_seed(seed)
     check_count("--problems", problems, low=5, high=10**6)
@@ -104,3 +150,68 @@ def train(
     typer.echo(f"wrote {out} (step {result.step})")
     typer.echo(f"relaxed loss on the held-out states: {before:.4f} at step {done} -> {after:.4f}")
     typer.echo(train_lib.validation_summary(result))
+
+
+def _finetune(
+    out: Path,
+    start: str,
+    steps: int,
+    worlds: str,
+    budgets: str,
+    problems: int,
+    rollouts: int,
+    learning_rate: float,
+    anchor: float,
+    reward: str,
+    seed: int,
+    resume: bool,
+) -> None:
+    """`dora train --finetune-from`: end-to-end fine-tuning (simulations.finetune)."""
+    from simulations import finetune as finetune_lib
+
+    check_count("--e2e-steps", steps, high=10**6)
+    check_count("--e2e-problems", problems, high=10**5)
+    check_count("--rollouts", rollouts, low=2, high=1024)
+    check_seed(seed)
+    names = unique(split_list(worlds, "--e2e-worlds"), "--e2e-worlds")
+    sizes = check_budgets(parse_budgets(budgets), "--e2e-budgets")
+    if max(sizes) > 4096:
+        fail(f"--e2e-budgets must be <= 4096, got {max(sizes)}")
+    try:
+        settings = finetune_lib.FinetuneSettings(
+            start=start,
+            e2e_worlds=tuple(names),
+            e2e_budgets=tuple(sizes),
+            e2e_problems=problems,
+            rollouts=rollouts,
+            learning_rate=learning_rate,
+            anchor=anchor,
+            reward=reward,
+            seed=seed,
+        ).resolved()
+        done = int(finetune_lib.resume_point(out, settings)["step"]) if resume else 0
+    except ValueError as error:
+        fail(first_line(error))
+    if done >= steps:
+        fail(f"{out} is already at step {done} >= --e2e-steps {steps}")
+    with progress_bar() as bar:
+        task = bar.add_task(
+            "fine-tuning (compiles each world, N first)", total=steps, completed=done
+        )
+
+        def on_step(step: int, mean: float):
+            bar.update(task, completed=step, description=f"mean reward {mean:.3f}")
+
+        result = finetune_lib.finetune(settings, steps, out, resume=resume, on_step=on_step)
+    typer.echo(f"wrote {out} (fine-tuning step {result.step}, from {start})")
+    if result.log:
+        first = sum(r for *_, r in result.log[: len(settings.pairs)]) / min(
+            len(result.log), len(settings.pairs)
+        )
+        last = sum(r for *_, r in result.log[-len(settings.pairs) :]) / min(
+            len(result.log), len(settings.pairs)
+        )
+        typer.echo(
+            f"mean reward of the sampled policy: first {len(settings.pairs)} steps {first:.3f}, "
+            f"last {len(settings.pairs)} steps {last:.3f} (different problems: noisy)"
+        )

@@ -37,18 +37,28 @@ EVAL_WORLDS: dict[str, tuple[world_lib.WorldConfig, bool]] = {
     **{name: (config, True) for name, config in HELD_OUT_WORLDS.items()},
 }
 REFERENCES = ("dora", "rebase", "bayes", "optimal", "oracle")
+# --references may also name "shipped": the packaged checkpoint beside --checkpoint's
+CHOICES = (*REFERENCES, "shipped")
 
 
-def methods(config: world_lib.WorldConfig) -> list[Any]:
+def methods(
+    config: world_lib.WorldConfig,
+    checkpoint: str | None = None,
+    references: tuple[str, ...] = REFERENCES,
+) -> list[Any]:
+    """`learned` (with `checkpoint`, if given) first, then the references; "shipped" is the
+    `learned` rule with its packaged checkpoint (a reference only beside another checkpoint)."""
     kappa = float(config.kappa)
-    return [
-        "learned",
-        "dora",
-        "rebase",
-        {"method": "bayes", "kappa": kappa},
-        {"method": "optimal", "kappa": kappa},
-        "oracle",
-    ]
+    named: dict[str, Any] = {
+        "dora": "dora",
+        "rebase": "rebase",
+        "bayes": {"method": "bayes", "kappa": kappa},
+        "optimal": {"method": "optimal", "kappa": kappa},
+        "oracle": "oracle",
+        "shipped": "learned",
+    }
+    first = "learned" if checkpoint is None else {"method": "learned", "checkpoint": checkpoint}
+    return [first, *(named[r] for r in references)]
 
 
 def run_world(
@@ -58,13 +68,16 @@ def run_world(
     problems: int,
     seeds: int,
     max_rounds: int,
+    checkpoint: str | None = None,
+    references: tuple[str, ...] = REFERENCES,
 ) -> list[dict[str, Any]]:
     """Every method at `budgets` on `problems` × `seeds` problems of one world (runner records,
-    method = the rule's name without its hyperparameters)."""
+    method = the rule's name without its hyperparameters; with `checkpoint`, the packaged
+    network's records are "shipped")."""
     spec = ExperimentSpec(
         world=config,
         world_name=name,
-        rules=tuple(parse_rule(m) for m in methods(config)),
+        rules=tuple(parse_rule(m) for m in methods(config, checkpoint, references)),
         budgets=budgets,
         problems=problems,
         seeds=seeds,
@@ -72,42 +85,49 @@ def run_world(
     )
     records = runner.run(spec)
     for r in records:
-        r["method"] = r["method"].split("(")[0]
+        shipped = checkpoint is not None and r["method"] == "learned"
+        r["method"] = "shipped" if shipped else r["method"].split("(")[0]
     return records
 
 
-def rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def rows(
+    records: list[dict[str, Any]], references: tuple[str, ...] = REFERENCES
+) -> list[dict[str, Any]]:
     """One row per budget: accuracy per method and learned − reference with its interval."""
     accuracy = {(s["method"], s["budget"]): s for s in report.summarize(records)}
     diffs = {}
-    for reference in REFERENCES:
+    for reference in references:
         for d in report.paired_differences(records, reference):
             if d["method"] == "learned":
                 diffs[(reference, d["budget"])] = d
     out = []
     for budget in sorted({r["budget"] for r in records}):
         row: dict[str, Any] = {"budget": budget}
-        for method in ("learned", *REFERENCES):
+        for method in ("learned", *references):
             row[method] = accuracy[(method, budget)]["accuracy"]
-        for reference in REFERENCES:
+        for reference in references:
             d = diffs[(reference, budget)]
             row[f"learned-{reference}"] = (d["difference"], *d["ci95"])
-        row["problems"] = diffs[("dora", budget)]["problems"]
+        row["problems"] = diffs[(references[0], budget)]["problems"]
         out.append(row)
     return out
 
 
-def markdown(table: dict[str, list[dict[str, Any]]], held: dict[str, bool]) -> str:
-    head = ["world", "N", "problems", "learned", *REFERENCES] + [
-        f"learned − {r}" for r in REFERENCES
+def markdown(
+    table: dict[str, list[dict[str, Any]]],
+    held: dict[str, bool],
+    references: tuple[str, ...] = REFERENCES,
+) -> str:
+    head = ["world", "N", "problems", "learned", *references] + [
+        f"learned − {r}" for r in references
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for world, world_rows in table.items():
         for i, row in enumerate(world_rows):
             label = f"{world} ({'held out' if held[world] else 'trained on'})" if i == 0 else ""
             cells = [label, str(row["budget"]), str(row["problems"])]
-            cells += [f"{100 * row[m]:.1f}" for m in ("learned", *REFERENCES)]
-            for r in REFERENCES:
+            cells += [f"{100 * row[m]:.1f}" for m in ("learned", *references)]
+            for r in references:
                 d, low, high = row[f"learned-{r}"]
                 cells.append(f"{100 * d:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]")
             lines.append("| " + " | ".join(cells) + " |")
@@ -125,7 +145,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for results.jsonl (appended) and table.json"
     )
+    parser.add_argument(
+        "--checkpoint", default=None, help="the learned rule's checkpoint file (default: shipped)"
+    )
+    parser.add_argument(
+        "--references",
+        default=",".join(REFERENCES),
+        help=f"comma-separated references, from {', '.join(CHOICES)} (shipped: the packaged "
+        "checkpoint, beside --checkpoint)",
+    )
     args = parser.parse_args(argv)
+    references = tuple(args.references.split(","))
+    bad = [r for r in references if r not in CHOICES] or (
+        ["shipped"] if "shipped" in references and args.checkpoint is None else []
+    )
+    if bad or len(set(references)) != len(references):
+        print(
+            f"--references: {bad[0] if bad else 'a repeat'} is not a reference here; choose "
+            f"distinct names from {', '.join(CHOICES)} (shipped needs --checkpoint)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.checkpoint is not None:
+        from dora_jax import learned
+
+        try:
+            learned.check_checkpoint({"checkpoint": args.checkpoint})
+        except ValueError as error:
+            print(str(error), file=sys.stderr)
+            return 2
     try:
         budgets = tuple(int(b) for b in args.budgets.split(","))
     except ValueError:
@@ -155,7 +203,16 @@ def main(argv: list[str] | None = None) -> int:
             if not group:
                 continue
             start = time.perf_counter()
-            found = run_world(world, config, group, problems, args.seeds, args.max_rounds)
+            found = run_world(
+                world,
+                config,
+                group,
+                problems,
+                args.seeds,
+                args.max_rounds,
+                args.checkpoint,
+                references,
+            )
             print(
                 f"{world} N={','.join(map(str, group))}: {problems} problems × {args.seeds} "
                 f"seeds, {time.perf_counter() - start:.0f} s",
@@ -168,12 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                 with open(args.out / "results.jsonl", "a") as f:
                     for r in found:
                         f.write(json.dumps(runner.public_record(r)) + "\n")
-            world_rows += rows(found)
+            world_rows += rows(found, references)
         table[world] = world_rows
     if args.out is not None:
         (args.out / "table.json").write_text(json.dumps(table, indent=1))
     held = {w: EVAL_WORLDS[w][1] for w in worlds}
-    print(markdown(table, held))
+    print(markdown(table, held, references))
     print(
         "accuracy %; learned − X in points, 95% paired cluster bootstrap over problems; learned "
         "with κ unknown, bayes and optimal with the world's κ"
