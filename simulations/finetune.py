@@ -49,13 +49,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from dora_jax import learned
@@ -381,23 +380,3 @@ def finetune(
             save(step + 1)
     save(max(steps, first))
     return FinetuneResult(log, max(steps, first))
-
-
-def mean_reward(
-    checkpoint_params, graphdef, settings: FinetuneSettings, pairs: Sequence[tuple[str, int]], key
-) -> np.ndarray:
-    """The stochastic policy's mean reward per pair on fixed keys (an evaluation batch)."""
-    out = []
-    for i, (world, n) in enumerate(pairs):
-        rewards, _, _ = policy_searches(
-            graphdef,
-            train_lib.world_config(world),
-            n,
-            settings.e2e_problems,
-            settings.rollouts,
-            (settings.max_rounds, settings.reward),
-            checkpoint_params,
-            jax.random.fold_in(key, i),
-        )
-        out.append(float(jnp.mean(rewards)))
-    return np.asarray(out)
