@@ -494,6 +494,34 @@ def record_trace(
     )
 
 
+def reslot(
+    state: SearchState,
+    plan: RoundPlan,
+    settled: Settled,
+    config: SearchConfig,
+    rule,
+    prompt: Int[Array, ""] | int,
+    counts: Int[Array, " N"],
+    parent: Int[Array, " N"],
+    next_alive: Bool[Array, " N"],
+) -> SearchState:
+    """Steps 4–6 for an allocation already made (`counts`, its `parent` per next-round slot and
+    which of them are alive): the next round's state, its trace row and its ledger."""
+    prompt = jnp.asarray(prompt, jnp.int32)
+    return SearchState(
+        keys=state.keys,
+        round=state.round + 1,
+        done=settled.stop,
+        slots=jax.tree.map(lambda x: x[parent], settled.slots),
+        alive=next_alive,
+        group=state.group[parent],
+        num_finished=settled.num_finished,
+        finished=settled.finished,
+        trace=record_trace(state.trace, plan, settled, counts, parent, next_alive, state.round),
+        ledger=update_ledger(state.ledger, plan, settled, config, rule, prompt, state.round),
+    )
+
+
 def close_round(
     state: SearchState,
     plan: RoundPlan,
@@ -519,19 +547,7 @@ def close_round(
     counts, parent, next_alive = reallocate_any(
         state, plan, settled, config, rule, embed, truth, budget=budget
     )
-    prompt = jnp.asarray(prompt, jnp.int32)
-    new = SearchState(
-        keys=state.keys,
-        round=state.round + 1,
-        done=settled.stop,
-        slots=jax.tree.map(lambda x: x[parent], settled.slots),
-        alive=next_alive,
-        group=state.group[parent],
-        num_finished=settled.num_finished,
-        finished=settled.finished,
-        trace=record_trace(state.trace, plan, settled, counts, parent, next_alive, state.round),
-        ledger=update_ledger(state.ledger, plan, settled, config, rule, prompt, state.round),
-    )
+    new = reslot(state, plan, settled, config, rule, prompt, counts, parent, next_alive)
     if not freeze:
         return new
     # Rounds after the stop change nothing.

@@ -207,27 +207,16 @@ def _policy_round(graphdef, params, problem, world, config, carry: _Carry) -> _C
     (round_score,) = vjp(logit_score)
     parent, filled = search_lib.parents_from_counts(counts)
     next_alive = filled & ~settled.stop
-    new = search_lib.SearchState(
-        keys=state.keys,
-        round=state.round + 1,
-        done=settled.stop,
-        slots=jax.tree.map(lambda x: x[parent], settled.slots),
-        alive=next_alive,
-        group=state.group[parent],
-        num_finished=settled.num_finished,
-        finished=settled.finished,
-        trace=search_lib.record_trace(
-            state.trace, plan, settled, counts, parent, next_alive, state.round
-        ),
-        ledger=search_lib.update_ledger(
-            state.ledger,
-            plan,
-            settled,
-            config,
-            0,
-            jnp.asarray(world.prompt_tokens(problem), jnp.int32),
-            state.round,
-        ),
+    new = search_lib.reslot(
+        state,
+        plan,
+        settled,
+        config,
+        0,
+        world.prompt_tokens(problem),
+        counts,
+        parent,
+        next_alive,
     )
     return _Carry(new, jax.tree.map(jnp.add, carry.score, round_score))
 
