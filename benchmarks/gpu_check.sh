@@ -21,15 +21,16 @@
 # Expected output: a header line (jax version, platform "gpu", device count, CPUs, world,
 # repeats), the device line from nvidia-smi, the column header, then one row per (rule, P, N):
 #
-#   rule                  engine            P    N     steps/s      floor/s  ×floor  words ns/word  util    numpy/s  ×numpy        load
-#   rebase                pool(16384) 131072   64  ddd,ddd,ddd  d,ddd,ddd,ddd   dd.d×   63.4    0.0d  0.9d    ddd,ddd  ddd.dd×   x.x→x.x
-#   dora                  pool(16384) 131072   64  ...                                   88.8          0.9d                  ...
-#   temperature_sampling  pool(16384) 131072   64  ...                                   63.4    ...   0.2d
+#   rule                  engine            P    N     steps/s      floor/s  ×floor       law/s   ×law  cpu×fl cpu×law  words ns/word  util    numpy/s  ×numpy        load
+#   rebase                pool(16384) 131072   64  d,ddd,ddd,ddd  dd,ddd,ddd,ddd  dd.d×  dd,ddd,ddd   d.d×   dd.d×    d.d×   63.4    0.0d  0.9d    ddd,ddd  ddd.dd×   x.x→x.x
+#   dora                  pool(16384) 131072   64  ...                                                                88.8          0.9d                  ...
+#   temperature_sampling  pool(16384) 131072   64  ...                                                                63.4    ...   0.2d
 #
 # (P is rounded up to a whole number of engine calls; steps/s = engine rollout-steps per second;
 # floor/s = rollout-steps per second if only the words the law consumes were generated, with the
-# world's counter hash, on the same device; ×floor = engine time / floor time; words = words per
-# rollout-step; util = alive / computed slot-steps; numpy/s and ×numpy (REBASE) = the vectorized
+# world's counter hash, on the same device; ×floor = engine time / floor time; law/s and ×law = the
+# same for the world's own step with no search (the law's floor); cpu×fl, cpu×law = both ratios in
+# process CPU time; words = words per rollout-step; util = alive / computed slot-steps; numpy/s and ×numpy (REBASE) = the vectorized
 # NumPy search on the host's CPU, one problem at a time, and engine / NumPy.) The same records as
 # JSON lines are written to $GPU_CHECK_JSONL (default .cache/gpu_check.jsonl), and the script exits
 # non-zero if JAX sees no GPU.
