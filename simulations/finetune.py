@@ -300,17 +300,9 @@ def resume_point(path: Path, settings: FinetuneSettings) -> dict[str, Any]:
     """The record of a fine-tuning checkpoint to resume, checked to come from the same settings."""
     record = learned.read_checkpoint(path)
     stored = record.get("train")
-    want = settings.record()
     if not isinstance(stored, dict) or stored.get("stage") != STAGE:
         raise ValueError(f"checkpoint {path} is not an end-to-end fine-tuning run: cannot resume")
-    for name, value in want.items():
-        got = stored.get(name)
-        got = list(got) if isinstance(got, tuple | list) else got
-        if got != value:
-            raise ValueError(
-                f"checkpoint {path} was fine-tuned with {name}={got!r}, not {value!r}: "
-                "cannot resume"
-            )
+    train_lib.check_same_settings(path, stored, settings.record(), "fine-tuned")
     return record
 
 

@@ -355,15 +355,19 @@ def resume_point(path: Path, settings: TrainSettings) -> dict[str, Any]:
     stored = record.get("train")
     if not isinstance(stored, dict):
         raise ValueError(f"checkpoint {path} has no training settings to resume from")
-    want = settings.record()
+    check_same_settings(path, stored, settings.record(), "trained")
+    return record
+
+
+def check_same_settings(path: Path, stored: dict[str, Any], want: dict[str, Any], verb: str):
+    """One-line ValueError unless a checkpoint's stored settings equal `want` (lists for tuples)."""
     for name, value in want.items():
         got = stored.get(name)
         got = list(got) if isinstance(got, tuple | list) else got
         if got != value:
             raise ValueError(
-                f"checkpoint {path} was trained with {name}={got!r}, not {value!r}: cannot resume"
+                f"checkpoint {path} was {verb} with {name}={got!r}, not {value!r}: cannot resume"
             )
-    return record
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
