@@ -108,8 +108,8 @@ def pooled(records: list[dict[str, Any]], method: str, reference: str) -> dict[s
     for (world, name, budget, seed), r in by_key.items():
         if name != method or (world, reference, budget, seed) not in by_key:
             continue
-        a = _bits(r)
-        b = _bits(by_key[(world, reference, budget, seed)])
+        a = report.per_problem_bits(r)
+        b = report.per_problem_bits(by_key[(world, reference, budget, seed)])
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             k = (world, seed, i)
             sums[k] = sums.get(k, 0.0) + x - y
@@ -119,13 +119,6 @@ def pooled(records: list[dict[str, Any]], method: str, reference: str) -> dict[s
     c = np.asarray([counts[k] for k in keys], np.float64)
     low, high = report.bootstrap_interval(s, c)
     return {"method": method, "difference": float(s.sum() / c.sum()), "ci95": [low, high]}
-
-
-def _bits(record: dict[str, Any]) -> np.ndarray:
-    bits = record["per_problem_accuracy"]
-    if isinstance(bits, str):
-        return np.asarray([int(ch) for ch in bits], np.float64)
-    return np.asarray(bits, np.float64)
 
 
 def verdict(pools: list[dict[str, Any]], per_cell: list[dict[str, Any]], reference: str) -> str:

@@ -49,13 +49,16 @@ def _outcomes(record: dict[str, Any]) -> tuple[list[Any], np.ndarray]:
     """(cluster keys, 0/1 accuracy outcomes [n]) of one record, at either grain."""
     if "problem" in record:
         return [record["problem"]], np.asarray([record["accuracy"]], np.float64)
-    bits = record["per_problem_accuracy"]
-    values = (
-        np.asarray([int(c) for c in bits], np.float64)
-        if isinstance(bits, str)
-        else np.asarray(bits, np.float64)
-    )
+    values = per_problem_bits(record)
     return [(record["seed"], i) for i in range(len(values))], values
+
+
+def per_problem_bits(record: dict[str, Any]) -> np.ndarray:
+    """A run record's 0/1 per-problem accuracy (an array, or results.jsonl's "0101…"), float64."""
+    bits = record["per_problem_accuracy"]
+    if isinstance(bits, str):
+        return np.asarray([int(c) for c in bits], np.float64)
+    return np.asarray(bits, np.float64)
 
 
 def _clusters(records: Iterable[dict[str, Any]]) -> dict[Any, list[float]]:
