@@ -71,6 +71,7 @@ __all__ = [
     "gather",
     "global_batch",
     "level_problems",
+    "lower_and_compile",
     "make_batch",
     "mesh",
     "padded_count",
@@ -163,8 +164,9 @@ def default_lanes(rows: int) -> int:
     return max(1, math.ceil(rows / LANE_FRACTION))
 
 
-def _lower_and_compile(fn: Any, args: tuple, lowering: Any) -> Any:
-    # Lowering (tracing to StableHLO) is Python and holds the GIL; XLA's compile does not.
+def lower_and_compile(fn: Any, args: tuple, lowering: Any = None) -> Any:
+    """`fn.lower(*args).compile()`, holding the lock `lowering` (if any) while it lowers: lowering
+    (tracing to StableHLO) is Python and holds the GIL; XLA's compile does not."""
     with contextlib.nullcontext() if lowering is None else lowering:
         lowered = fn.lower(*args)
     return lowered.compile()
@@ -184,7 +186,7 @@ def compile_vmap(
     problems, keys = batch
     fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
     args = (keys, problems, jnp.int32(0), jnp.int32(config.budget))
-    return _lower_and_compile(fn, args, lowering)
+    return lower_and_compile(fn, args, lowering)
 
 
 def compile_pool(
@@ -231,7 +233,7 @@ def compile_pool(
         )
     )
     args = (keys, problems, jnp.int32(0), jnp.int32(config.budget))
-    return _lower_and_compile(fn, args, lowering)
+    return lower_and_compile(fn, args, lowering)
 
 
 def summarize(

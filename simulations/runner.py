@@ -85,9 +85,9 @@ def compile_search(spec: ExperimentSpec, slots: int, batch, *, engine: str | Non
             lambda k, p, r, params: adaptive_lib.search_pooled(k, p, world, config, params, rule=r)
         )
         params = spec.adaptive.params(slots)._replace(rows=jnp.int32(spec.problems))
-        with _LOWERING:
-            lowered = pooled.lower(keys, problems, jnp.int32(0), params)
-        return lowered.compile()
+        return montecarlo.lower_and_compile(
+            pooled, (keys, problems, jnp.int32(0), params), _LOWERING
+        )
     engine = ENGINE if engine is None else engine
     if engine == "pool":
         return montecarlo.compile_pool(world, config, batch, lanes=LANES, lowering=_LOWERING)
