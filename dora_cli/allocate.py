@@ -72,7 +72,10 @@ def allocate(
     ] = None,
     checkpoint: Annotated[
         str | None,
-        typer.Option(help="learned: a `dora train` checkpoint file (default: the shipped one)."),
+        typer.Option(
+            help="learned: a `dora train` checkpoint file, or 'shipped' (the default, fine-tuned "
+            "end to end) or 'imitation' (its first stage)."
+        ),
     ] = None,
     seed: Annotated[
         int | None,

@@ -54,7 +54,8 @@ def train(
     finetune_from: Annotated[
         str | None,
         typer.Option(
-            help="Fine-tune this checkpoint ('shipped' or a file) end to end on the simulated "
+            help="Fine-tune this checkpoint ('imitation': the packaged first stage, 'shipped': "
+            "the packaged default, or a file) end to end on the simulated "
             "search's accuracy (REINFORCE) instead of training afresh; uses the --e2e-* options."
         ),
     ] = None,

@@ -36,7 +36,11 @@ One msgpack file (`flax.serialization`): {"format", "config": {width, layers}, "
 the nnx.Param state as a nested dict, "step", "train": the training settings, "opt_state": the
 optimizer's leaves}. Why msgpack rather than orbax: the whole checkpoint is ~30 kB, one file is
 package data and one atomic write, and reading it needs no tensorstore or async machinery on the
-CLI's path. The shipped checkpoint is `dora_jax/data/learned.msgpack` (`checkpoint="shipped"`).
+CLI's path. Two checkpoints ship as package data, each addressable by name: "shipped" (the
+default) is `dora_jax/data/learned_e2e.msgpack`, the network fine-tuned on the simulated search's
+end-to-end accuracy (`dora train --finetune-from imitation`); "imitation" is
+`dora_jax/data/learned.msgpack`, the first stage it starts from (trained on Eq. 7's posterior
+expected failure plus an imitation term, `dora train`).
 
 flax is imported only when a checkpoint is first loaded (`import dora_jax` stays as fast).
 """
@@ -59,6 +63,8 @@ from dora_jax.rules import REBASE_TEMPERATURE, SIMILARITY_TEMPERATURE, cosine_si
 __all__ = [
     "FEATURES",
     "FORMAT",
+    "IMITATION",
+    "NAMED_CHECKPOINTS",
     "SHIPPED",
     "candidate_features",
     "check_checkpoint",
@@ -70,7 +76,10 @@ __all__ = [
 ]
 
 FORMAT = "dora-jax-learned/2"  # /1: the attention network before issue 15's cost cut
-SHIPPED = "shipped"  # the `checkpoint` value that names the packaged one
+SHIPPED = "shipped"  # the `checkpoint` value that names the packaged default
+IMITATION = "imitation"  # the packaged first stage, the fine-tuning's start
+# checkpoint names -> files under dora_jax/data (module doc)
+NAMED_CHECKPOINTS = {SHIPPED: "learned_e2e.msgpack", IMITATION: "learned.msgpack"}
 FEATURES = 11  # per-candidate inputs (module doc)
 # Scales that bring the features to O(1) (no learned normalization of the inputs).
 _LOGIT_SCALE = 4.0
@@ -164,9 +173,10 @@ def candidate_features(
 
 
 def resolve_checkpoint(checkpoint: str) -> Path:
-    """The file a `checkpoint` value names ("shipped": the packaged one)."""
-    if checkpoint == SHIPPED:
-        return Path(__file__).parent / "data" / "learned.msgpack"
+    """The file a `checkpoint` value names: a packaged one by name (`NAMED_CHECKPOINTS`), else
+    the path itself."""
+    if checkpoint in NAMED_CHECKPOINTS:
+        return Path(__file__).parent / "data" / NAMED_CHECKPOINTS[checkpoint]
     return Path(checkpoint)
 
 
@@ -287,7 +297,8 @@ def learned(
       budget: N ≥ 1 (may be traced).
       mask: Bool[K], valid candidates; masked ones get 0.
       embeddings: Float[K, E]; None: every candidate is its own direction.
-      checkpoint: "shipped" (the packaged network) or a checkpoint file from `dora train`
+      checkpoint: "shipped" (the packaged default, fine-tuned end to end), "imitation" (its
+        packaged first stage) or a checkpoint file from `dora train`
         (static; read once per process).
       kappa: the PRM reliability κ of Eq. 6 when known (may be traced); None: unknown.
 

@@ -79,7 +79,8 @@ class FinetuneSettings:
     """Everything that determines a fine-tuning run (stored in its checkpoints).
 
     Attributes:
-      start: the starting checkpoint (a file; "shipped": the packaged one).
+      start: the starting checkpoint (a file, or a packaged one by name: "imitation", the first
+        stage, from which the shipped default was fine-tuned; "shipped", that default).
       start_sha256: its sha256 (filled by `resolved`; a resume checks it).
       e2e_worlds: training worlds (`simulations.train.world_config` names).
       e2e_budgets: budgets N; every (world, N) pair is one compiled search.
@@ -92,7 +93,7 @@ class FinetuneSettings:
       seed: the run's seed.
     """
 
-    start: str = learned.SHIPPED
+    start: str = learned.IMITATION
     start_sha256: str = ""
     # the two evaluation worlds of the training distribution and the training corner nearest
     # the held-out geometry (each (world, N) pair is one compilation)

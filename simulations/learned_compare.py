@@ -22,8 +22,8 @@ reference the shipped weight 0.5.
 
 Run: `python -m simulations.learned_compare --method NAME=SPEC ... --reference NAME
 [--worlds W,...] [--budgets 16,64] [--problems P] [--seeds S] [--first-seed F]`; SPEC is a
-rule name (`dora`, `bayes`) or `learned:PATH` (that checkpoint, κ unknown). `bayes` and
-`optimal` get the world's κ.
+rule name (`dora`, `bayes`) or `learned:PATH` (that checkpoint, κ unknown; PATH may name a
+packaged checkpoint, `shipped` or `imitation`). `bayes` and `optimal` get the world's κ.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from dora_jax import learned
 from dora_jax import world as world_lib
 from simulations import report, runner
 from simulations.spec import ExperimentSpec, SpecError, parse_rule
@@ -138,8 +139,9 @@ def _pair(item: str) -> tuple[str, str]:
     name, sep, spec = item.partition("=")
     if not sep or not name or not spec:
         raise ValueError(f"--method takes NAME=SPEC, got {item!r}")
-    if spec.startswith("learned:") and not Path(spec.split(":", 1)[1]).is_file():
-        raise ValueError(f"checkpoint not found: {spec.split(':', 1)[1]}")
+    checkpoint = spec.split(":", 1)[1] if spec.startswith("learned:") else None
+    if checkpoint is not None and not learned.resolve_checkpoint(checkpoint).is_file():
+        raise ValueError(f"checkpoint not found: {checkpoint}")
     return name, spec
 
 

@@ -12,8 +12,14 @@ bayes costs ≈ 20× DORA per call at N = 256, so N = 256 runs as its own grid o
 (`--problems-256`): every method of that grid sees the same, smaller set, and all its
 differences are paired within it.
 
+`learned` is the rule with its default (packaged, fine-tuned) checkpoint unless `--checkpoint`
+names another; the references may include the packaged checkpoints by name (`imitation`, the
+first stage; `shipped`, the default, beside another `--checkpoint`). The runs are those of
+`simulations.learned_compare.run_world`, so both tools give the same bits on the same seeds.
+
 Run: `python -m simulations.learned_eval [--problems P] [--problems-256 P] [--seeds S]
-[--out DIR]`; prints one markdown table (accuracy %, learned − X in points [95% interval]).
+[--first-seed F] [--references R,...] [--checkpoint C] [--out DIR]`; prints one markdown table
+(accuracy %, learned − X in points [95% interval]).
 """
 
 from __future__ import annotations
@@ -25,9 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dora_jax import learned
 from dora_jax import world as world_lib
-from simulations import report, runner
-from simulations.spec import ExperimentSpec, parse_rule
+from simulations import learned_compare, report, runner
 from simulations.train import HELD_OUT_WORLDS, TRAINING_WORLDS
 
 # (world, whether it is held out of training)
@@ -37,57 +43,36 @@ EVAL_WORLDS: dict[str, tuple[world_lib.WorldConfig, bool]] = {
     **{name: (config, True) for name, config in HELD_OUT_WORLDS.items()},
 }
 REFERENCES = ("dora", "rebase", "bayes", "optimal", "oracle")
-# --references may also name "shipped": the packaged checkpoint beside --checkpoint's
-CHOICES = (*REFERENCES, "shipped")
+# --references may also name the packaged checkpoints (`dora_jax.learned.NAMED_CHECKPOINTS`):
+# "shipped" (the default, beside another --checkpoint) and "imitation" (its first stage)
+CHOICES = (*REFERENCES, learned.SHIPPED, learned.IMITATION)
 
 
 def methods(
-    config: world_lib.WorldConfig,
-    checkpoint: str | None = None,
-    references: tuple[str, ...] = REFERENCES,
-) -> list[Any]:
-    """`learned` (with `checkpoint`, if given) first, then the references; "shipped" is the
-    `learned` rule with its packaged checkpoint (a reference only beside another checkpoint)."""
-    kappa = float(config.kappa)
-    named: dict[str, Any] = {
-        "dora": "dora",
-        "rebase": "rebase",
-        "bayes": {"method": "bayes", "kappa": kappa},
-        "optimal": {"method": "optimal", "kappa": kappa},
-        "oracle": "oracle",
-        "shipped": "learned",
-    }
-    first = "learned" if checkpoint is None else {"method": "learned", "checkpoint": checkpoint}
-    return [first, *(named[r] for r in references)]
+    checkpoint: str | None = None, references: tuple[str, ...] = REFERENCES
+) -> dict[str, str]:
+    """NAME -> `simulations.learned_compare` SPEC: "learned" (with `checkpoint`, if given) first,
+    then the references; a packaged checkpoint's name is the `learned` rule with it."""
+    first = "learned" if checkpoint is None else f"learned:{checkpoint}"
+    named = {r: f"learned:{r}" if r in learned.NAMED_CHECKPOINTS else r for r in references}
+    return {"learned": first, **named}
 
 
 def run_world(
     name: str,
-    config: world_lib.WorldConfig,
     budgets: tuple[int, ...],
     problems: int,
     seeds: int,
     max_rounds: int,
     checkpoint: str | None = None,
     references: tuple[str, ...] = REFERENCES,
+    first_seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """Every method at `budgets` on `problems` × `seeds` problems of one world (runner records,
-    method = the rule's name without its hyperparameters; with `checkpoint`, the packaged
-    network's records are "shipped")."""
-    spec = ExperimentSpec(
-        world=config,
-        world_name=name,
-        rules=tuple(parse_rule(m) for m in methods(config, checkpoint, references)),
-        budgets=budgets,
-        problems=problems,
-        seeds=seeds,
-        max_rounds=max_rounds,
+    """Every method at `budgets` on `problems` × seeds `first_seed`… of one world (runner
+    records, method = its NAME in `methods`)."""
+    return learned_compare.run_world(
+        name, methods(checkpoint, references), budgets, problems, seeds, first_seed, max_rounds
     )
-    records = runner.run(spec)
-    for r in records:
-        shipped = checkpoint is not None and r["method"] == "learned"
-        r["method"] = "shipped" if shipped else r["method"].split("(")[0]
-    return records
 
 
 def rows(
@@ -139,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--problems", type=int, default=100, help="problems per seed, N < 256")
     parser.add_argument("--problems-256", type=int, default=50, help="problems per seed, N=256")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first … first+S−1")
     parser.add_argument("--budgets", default="16,64,256")
     parser.add_argument("--worlds", default=",".join(EVAL_WORLDS))
     parser.add_argument("--max-rounds", type=int, default=40)
@@ -146,29 +132,28 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="folder for results.jsonl (appended) and table.json"
     )
     parser.add_argument(
-        "--checkpoint", default=None, help="the learned rule's checkpoint file (default: shipped)"
+        "--checkpoint",
+        default=None,
+        help="the learned rule's checkpoint: a file or a packaged name (default: shipped)",
     )
     parser.add_argument(
         "--references",
         default=",".join(REFERENCES),
         help=f"comma-separated references, from {', '.join(CHOICES)} (shipped: the packaged "
-        "checkpoint, beside --checkpoint)",
+        "default, beside another --checkpoint; imitation: its first stage)",
     )
     args = parser.parse_args(argv)
     references = tuple(args.references.split(","))
-    bad = [r for r in references if r not in CHOICES] or (
-        ["shipped"] if "shipped" in references and args.checkpoint is None else []
-    )
+    same = args.checkpoint or learned.SHIPPED  # a reference may not repeat the checkpoint
+    bad = [r for r in references if r not in CHOICES] or [r for r in references if r == same]
     if bad or len(set(references)) != len(references):
         print(
             f"--references: {bad[0] if bad else 'a repeat'} is not a reference here; choose "
-            f"distinct names from {', '.join(CHOICES)} (shipped needs --checkpoint)",
+            f"distinct names from {', '.join(CHOICES)}, none the evaluated checkpoint",
             file=sys.stderr,
         )
         return 2
     if args.checkpoint is not None:
-        from dora_jax import learned
-
         try:
             learned.check_checkpoint({"checkpoint": args.checkpoint})
         except ValueError as error:
@@ -186,9 +171,13 @@ def main(argv: list[str] | None = None) -> int:
             f"unknown world {unknown[0]!r}; choose from {', '.join(EVAL_WORLDS)}", file=sys.stderr
         )
         return 2
-    if min(args.problems, args.problems_256, args.seeds, args.max_rounds, *budgets) < 1:
+    if (
+        min(args.problems, args.problems_256, args.seeds, args.max_rounds, *budgets) < 1
+        or args.first_seed < 0
+    ):
         print(
-            "--problems, --problems-256, --seeds, --max-rounds, --budgets must be >= 1",
+            "--problems, --problems-256, --seeds, --max-rounds, --budgets must be >= 1, "
+            "--first-seed >= 0",
             file=sys.stderr,
         )
         return 2
@@ -197,7 +186,6 @@ def main(argv: list[str] | None = None) -> int:
     table: dict[str, list[dict[str, Any]]] = {}
     records: list[dict[str, Any]] = []
     for world in worlds:
-        config, _ = EVAL_WORLDS[world]
         world_rows = []
         for group, problems in ((small, args.problems), (large, args.problems_256)):
             if not group:
@@ -205,17 +193,18 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             found = run_world(
                 world,
-                config,
                 group,
                 problems,
                 args.seeds,
                 args.max_rounds,
                 args.checkpoint,
                 references,
+                args.first_seed,
             )
             print(
-                f"{world} N={','.join(map(str, group))}: {problems} problems × {args.seeds} "
-                f"seeds, {time.perf_counter() - start:.0f} s",
+                f"{world} N={','.join(map(str, group))}: {problems} problems × seeds "
+                f"{args.first_seed}…{args.first_seed + args.seeds - 1}, "
+                f"{time.perf_counter() - start:.0f} s",
                 file=sys.stderr,
                 flush=True,
             )

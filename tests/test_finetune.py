@@ -154,7 +154,10 @@ def test_cli_finetune_rejects_bad_options_before_work(tmp_path, capsys):
 def test_learned_eval_rejects_bad_checkpoint_and_references(tmp_path, capsys):
     assert learned_eval.main(["--checkpoint", str(tmp_path / "none")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
-    assert learned_eval.main(["--references", "dora,shipped"]) == 2  # shipped needs --checkpoint
+    # a reference may not be the evaluated checkpoint (default: shipped)
+    assert learned_eval.main(["--references", "dora,shipped"]) == 2
+    assert learned_eval.main(["--checkpoint", "imitation", "--references", "imitation"]) == 2
+    assert learned_eval.main(["--first-seed", "-1"]) == 2
     assert learned_eval.main(["--references", "dora,nobody"]) == 2
     assert learned_eval.main(["--references", "dora,dora"]) == 2
     capsys.readouterr()
@@ -187,7 +190,8 @@ def test_short_finetuning_is_bit_for_bit_deterministic_and_resumes_exactly(tmp_p
     finetune.finetune(settings, 2, c)
     finetune.finetune(settings, 3, c, resume=True)
     assert a.read_bytes() == c.read_bytes()
-    start = nnx.to_pure_dict(learned.load_checkpoint(learned.SHIPPED)[1])
+    assert settings.start == learned.IMITATION  # the default start: the packaged first stage
+    start = nnx.to_pure_dict(learned.load_checkpoint(learned.IMITATION)[1])
     moved = jax.tree.map(
         lambda x, y: bool(np.any(np.asarray(x) != np.asarray(y))), params(a), start
     )
@@ -198,9 +202,10 @@ def test_short_finetuning_is_bit_for_bit_deterministic_and_resumes_exactly(tmp_p
     assert counts.sum() == 8
     with pytest.raises(ValueError, match="cannot resume"):
         finetune.resume_point(c, finetune.FinetuneSettings(seed=1).resolved())
-    # the evaluation takes the fine-tuned checkpoint and pairs it with the shipped one
+    # the evaluation takes the fine-tuned checkpoint and pairs it with the packaged ones
     tiny = ["--problems", "2", "--seeds", "1", "--budgets", "4", "--max-rounds", "4"]
-    args = ["--checkpoint", str(a), "--references", "shipped,dora", "--worlds", "paper-like"]
-    assert learned_eval.main([*tiny, *args]) == 0
+    args = ["--checkpoint", str(a), "--references", "shipped,imitation,dora"]
+    assert learned_eval.main([*tiny, *args, "--worlds", "paper-like"]) == 0
     out = capsys.readouterr().out
-    assert "learned − shipped" in out and "| paper-like (trained on) | 4 | 2 |" in out
+    assert "learned − shipped" in out and "learned − imitation" in out
+    assert "| paper-like (trained on) | 4 | 2 |" in out

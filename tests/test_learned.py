@@ -8,6 +8,7 @@ determinism and resumption, the shipped checkpoint's pinned allocations, and one
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import jax
 import jax.numpy as jnp
@@ -153,19 +154,35 @@ def test_resuming_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
         train.resume_point(path, dataclasses.replace(SETTINGS, seed=3))
 
 
-# The shipped checkpoint on one fixed input: two directions of three copies at 0.9 and 0.8, and
-# two singletons at 0.85 and 0.3 (one-hot embeddings per direction), N = 32.
+# The packaged checkpoints on one fixed input: two directions of three copies at 0.9 and 0.8,
+# and two singletons at 0.85 and 0.3 (one-hot embeddings per direction), N = 32.
 _FIXED_SCORES = np.array([0.9, 0.9, 0.9, 0.8, 0.8, 0.8, 0.85, 0.3], np.float32)
 _FIXED_EMB = np.eye(8, 4, dtype=np.float32)[[0, 0, 0, 1, 1, 1, 2, 3]]
-PINNED = [5, 5, 5, 3, 3, 3, 8, 0]  # DORA: [6, 5, 5, 2, 2, 2, 10, 0]
+# DORA: [6, 5, 5, 2, 2, 2, 10, 0]
+PINNED = {
+    learned.SHIPPED: [4, 4, 4, 4, 4, 3, 9, 0],  # the default: fine-tuned end to end
+    learned.IMITATION: [5, 5, 5, 3, 3, 3, 8, 0],  # its first stage
+}
 
 
-def test_shipped_checkpoint_loads_and_its_allocation_is_pinned():
-    learned.load_checkpoint(learned.SHIPPED)
-    assert learned.resolve_checkpoint(learned.SHIPPED).stat().st_size < 1_000_000
-    counts = dora_jax.allocate("learned", _FIXED_SCORES, 32, embeddings=_FIXED_EMB)
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_packaged_checkpoints_load_and_their_allocations_are_pinned(name):
+    learned.load_checkpoint(name)
+    assert learned.resolve_checkpoint(name).stat().st_size < 1_000_000
+    counts = dora_jax.allocate("learned", _FIXED_SCORES, 32, embeddings=_FIXED_EMB, checkpoint=name)
     assert int(np.sum(counts)) == 32
-    np.testing.assert_array_equal(counts, PINNED)
+    np.testing.assert_array_equal(counts, PINNED[name])
+
+
+def test_the_default_checkpoint_is_the_fine_tuned_one():
+    default = dora_jax.allocate("learned", _FIXED_SCORES, 32, embeddings=_FIXED_EMB)
+    np.testing.assert_array_equal(default, PINNED[learned.SHIPPED])
+    assert learned.resolve_checkpoint(learned.SHIPPED).name == "learned_e2e.msgpack"
+    # the fine-tuning's recorded start is the packaged first stage, byte for byte
+    record = learned.read_checkpoint(learned.resolve_checkpoint(learned.SHIPPED))
+    first = learned.resolve_checkpoint(learned.IMITATION).read_bytes()
+    assert record["train"]["start"] == learned.IMITATION
+    assert record["train"]["start_sha256"] == hashlib.sha256(first).hexdigest()
 
 
 def _wrong_shape(tmp_path):
