@@ -333,3 +333,30 @@ def test_learned_diagnose_runs_with_tiny_arguments(capsys):
     assert "optimum, true directions" in out and "top share" in out
     assert learned_diagnose.main(["--world", "nowhere"]) == 2
     assert "unknown world" in capsys.readouterr().err
+
+
+def test_learned_eval_target_verdicts_can_come_out_every_way():
+    """The declared target rule (margin 2 points): met, missed and inconclusive, each reached;
+    the markdown table judges against bayes in a trained-on world and DORA in a held-out one."""
+    from simulations import learned_eval
+
+    assert learned_eval.target_verdict(-0.015, 0.02) == "met"
+    assert learned_eval.target_verdict(-0.02, 0.0) == "met"  # the margin's edge is inside
+    assert learned_eval.target_verdict(-0.03, -0.005) == "missed"  # control: a real loss
+    assert learned_eval.target_verdict(-0.025, 0.01) == "inconclusive"  # too few problems
+
+    def row(vs_bayes, vs_dora):
+        row = {"budget": 16, "problems": 600, "learned": 0.8, "bayes": 0.8, "dora": 0.8}
+        return {**row, "learned-bayes": vs_bayes, "learned-dora": vs_dora}
+
+    fine, loses = (0.0, -0.01, 0.01), (-0.02, -0.03, -0.005)
+    table = {"paraphrase": [row(fine, loses)], "far-geometry": [row(loses, fine)]}
+    held = {"paraphrase": False, "far-geometry": True}
+    text = learned_eval.markdown(table, held, ("bayes", "dora"))
+    assert text.count("met (vs bayes)") == 1 and text.count("met (vs dora)") == 1
+    flipped = {"paraphrase": [row(loses, fine)], "far-geometry": [row(fine, loses)]}
+    text = learned_eval.markdown(flipped, held, ("bayes", "dora"))
+    assert "missed (vs bayes)" in text and "missed (vs dora)" in text
+    assert "— (no dora)" in learned_eval.markdown(
+        {"far-geometry": [row(fine, fine)]}, held, ("bayes",)
+    )
