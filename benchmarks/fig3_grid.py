@@ -22,6 +22,11 @@ How the grid is laid out (each choice can be switched off to measure what it bri
            five in one program on problem lanes; --per-method: one program each);
   compile  programs compile ahead on --compile-threads threads (1) while the main thread runs
            the ones already compiled (0: each compiles when it is needed);
+  runs     a program's calls (every search world, method and batch of it) run on --run-threads
+           threads at once: XLA runs one call on one core here and releases the GIL, so two
+           threads use both cores of a 2-core machine. The results are read back in a fixed
+           order, the same bits for any thread count; a (method, N) cell's run seconds are its
+           calls' share of the program's wall time;
   engine   `search_pool` (a pool of problem lanes refilled from the queue; --engine vmap:
            `jax.vmap(search)`), in calls of at most --batch-slots problems × N slots, as even
            as the calls allow (one shape per program).
@@ -142,6 +147,27 @@ def call_batch(problems: int, budget: int, batch_slots: int) -> int:
     return -(-problems // -(-problems // cap))
 
 
+def run_call(compiled, part, rule: int, index: int, keep: int, budget: int) -> dict:
+    """One call of a program on `part` (search keys, problems): its seconds, rollout-steps (of
+    the first `keep` problems: the rest pad the call), alive and computed slot-steps, and the
+    per-problem accuracy, all read back in the calling thread."""
+    start = time.perf_counter()
+    out = jax.block_until_ready(compiled(*part, jnp.int32(rule), jnp.int32(index)))
+    pool = hasattr(out, "slot_steps")
+    result = out.result if pool else out
+    return {
+        "accuracy": np.asarray(result.accuracy),
+        "alive": int(jnp.sum(result.trace.active)),
+        "steps": int(jnp.sum(result.ledger.rollouts[:keep])),
+        "computed": (
+            int(out.slot_steps)
+            if pool
+            else int(jnp.max(result.rounds)) * result.rounds.shape[0] * budget
+        ),
+        "seconds": time.perf_counter() - start,
+    }
+
+
 def main(args: argparse.Namespace) -> dict:
     by_group = groups(args.worlds, args.share_worlds)
     configs = list(by_group)
@@ -179,6 +205,7 @@ def main(args: argparse.Namespace) -> dict:
     # Programs compile ahead on --compile-threads threads (XLA compiles without the GIL) while
     # the main thread runs the ones already compiled; 0: each compiles when it is needed.
     pool = concurrent.futures.ThreadPoolExecutor(max(1, args.compile_threads))
+    runner = concurrent.futures.ThreadPoolExecutor(args.run_threads)
     pending: list[concurrent.futures.Future] = []
     if args.compile_threads:
         pending = [pool.submit(build, *item) for item in plan]
@@ -191,6 +218,10 @@ def main(args: argparse.Namespace) -> dict:
         compile_wait_s += time.perf_counter() - wait
         compile_s[budget] += seconds
         batch = call_batch(args.problems, budget, args.batch_slots)
+        # Every call of every (search world, method) cell of this program, run on
+        # --run-threads threads (XLA runs a call on one core here and releases the GIL), the
+        # results read back in this fixed order whatever order the calls end in.
+        cells = []
         for index, config in enumerate(switch):
             names = by_group[config]
             keys = jnp.concatenate([data[n][0] for n in names])
@@ -199,37 +230,43 @@ def main(args: argparse.Namespace) -> dict:
             calls = -(-total // batch)
             padded = calls * batch  # pad with repeats of the first problems (results dropped)
             keys, problems = _take((keys, problems), jnp.arange(padded) % total)
+            parts = [
+                _take((keys, problems), slice(c * batch, (c + 1) * batch)) for c in range(calls)
+            ]
             for rule, method in enumerate(program):
-                accuracy = []
-                start = time.perf_counter()
-                for c in range(calls):
-                    part = _take((keys, problems), slice(c * batch, (c + 1) * batch))
-                    out = jax.block_until_ready(compiled(*part, jnp.int32(rule), jnp.int32(index)))
-                    result = out.result if args.engine == "pool" else out
-                    accuracy.append(np.asarray(result.accuracy))
-                    util_alive += int(jnp.sum(result.trace.active))
-                    steps += int(jnp.sum(result.ledger.rollouts[: total - c * batch]))
-                    util_computed += (
-                        int(out.slot_steps)
-                        if args.engine == "pool"
-                        else int(jnp.max(result.rounds)) * batch * budget
-                    )
-                seconds = time.perf_counter() - start
-                run_s[method, budget] = run_s.get((method, budget), 0.0) + seconds
-                acc = np.concatenate(accuracy)[:total]
-                for w, name in enumerate(names):
-                    rows = acc[w * args.problems : (w + 1) * args.problems]
-                    records.append(
-                        {
-                            "world": name,
-                            "method": method,
-                            "N": budget,
-                            "problems": args.problems,
-                            "accuracy": float(rows.mean()),
-                        }
-                    )
-                    if args.json:
-                        print(json.dumps(records[-1]), flush=True)
+                cells.append((index, names, total, rule, method, parts))
+        start = time.perf_counter()
+        futures = [
+            [
+                runner.submit(run_call, compiled, part, rule, index, total - c * batch, budget)
+                for c, part in enumerate(parts)
+            ]
+            for index, names, total, rule, method, parts in cells
+        ]
+        done = [[f.result() for f in cell] for cell in futures]
+        program_s = time.perf_counter() - start
+        # a cell's share of the program's wall time: its calls' share of the calls' seconds
+        call_s = sum(call["seconds"] for cell in done for call in cell)
+        for (_index, names, total, _rule, method, _parts), cell in zip(cells, done, strict=True):
+            seconds = program_s * sum(call["seconds"] for call in cell) / max(call_s, 1e-12)
+            run_s[method, budget] = run_s.get((method, budget), 0.0) + seconds
+            steps += sum(call["steps"] for call in cell)
+            util_alive += sum(call["alive"] for call in cell)
+            util_computed += sum(call["computed"] for call in cell)
+            acc = np.concatenate([call["accuracy"] for call in cell])[:total]
+            for w, name in enumerate(names):
+                rows = acc[w * args.problems : (w + 1) * args.problems]
+                records.append(
+                    {
+                        "world": name,
+                        "method": method,
+                        "N": budget,
+                        "problems": args.problems,
+                        "accuracy": float(rows.mean()),
+                    }
+                )
+                if args.json:
+                    print(json.dumps(records[-1]), flush=True)
         del compiled
         if not args.json:
             elapsed = time.perf_counter() - start_all
@@ -239,6 +276,7 @@ def main(args: argparse.Namespace) -> dict:
                 flush=True,
             )
     pool.shutdown()
+    runner.shutdown()
     wall = time.perf_counter() - start_all
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu_total = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
@@ -259,6 +297,7 @@ def main(args: argparse.Namespace) -> dict:
         "split_paths": args.split_paths,
         "per_method": args.per_method,
         "compile_threads": args.compile_threads,
+        "run_threads": args.run_threads,
         "compile_s": compile_total,
         "compile_wait_s": compile_wait_s,
         "compile_s_per_budget": {str(b): compile_s[b] for b in args.budgets},
@@ -371,6 +410,12 @@ def parse(argv=None) -> argparse.Namespace:
         help="threads compiling programs ahead while others run (0: compile when needed)",
     )
     parser.add_argument(
+        "--run-threads",
+        type=int,
+        default=1,
+        help="threads running a program's calls at once (each call runs on one core)",
+    )
+    parser.add_argument(
         "--batch-slots", type=int, default=1 << 19, help="at most problems × N slots per call"
     )
     parser.add_argument(
@@ -383,6 +428,8 @@ def parse(argv=None) -> argparse.Namespace:
         parser.error("--problems and --batch-slots must be >= 1")
     if args.compile_threads < 0:
         parser.error("--compile-threads must be >= 0")
+    if args.run_threads < 1:
+        parser.error("--run-threads must be >= 1")
     return args
 
 

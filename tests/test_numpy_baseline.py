@@ -188,7 +188,8 @@ def test_fig3_grid_shares_a_search_between_worlds_that_differ_in_their_prior_onl
 def test_fig3_grid_world_switch_and_path_lanes_change_no_cell():
     """One program per N for every search world (the world a runtime index) with temperature
     sampling on path lanes gives the cells of one program per search world with all methods on
-    problem lanes; the control, another seed, moves them."""
+    problem lanes, and so do two threads running the calls; the control, another seed, moves
+    them."""
     worlds = ["--worlds", "paper-llama-1b-math500,paper-llama-1b-aime2024"]
     methods = ["--methods", "temperature_sampling,rebase"]
     runs = {
@@ -196,6 +197,7 @@ def test_fig3_grid_world_switch_and_path_lanes_change_no_cell():
         for name, extra in (
             ("new", ()),
             ("old", ("--no-world-switch", "--no-split-paths", "--compile-threads", "0")),
+            ("threads", ("--run-threads", "2")),
             ("control", ("--seed", "1")),
         )
     }
@@ -205,8 +207,9 @@ def test_fig3_grid_world_switch_and_path_lanes_change_no_cell():
     cells = {k: sorted(v[:-1], key=key) for k, v in parsed.items()}
     assert (parsed["new"][-1]["programs"], parsed["old"][-1]["programs"]) == (2, 2)
     assert len(cells["new"]) == 4
-    assert cells["new"] == cells["old"]
+    assert cells["new"] == cells["old"] == cells["threads"]
     assert parsed["new"][-1]["rollout_steps"] == parsed["old"][-1]["rollout_steps"]
+    assert parsed["threads"][-1]["rollout_steps"] == parsed["new"][-1]["rollout_steps"]
     assert parsed["control"][-1]["rollout_steps"] != parsed["new"][-1]["rollout_steps"]
 
 
