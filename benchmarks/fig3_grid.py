@@ -14,8 +14,9 @@ How the grid is laid out (each choice can be switched off to measure what it bri
            one search world per world);
   switch   the search worlds share one program per N, the world picked at run time
            (`dora_jax.search.world_switch`, a real branch: each world's code is its own, so a
-           world's runs are those of a program compiled for it alone; --no-world-switch: one
-           program per search world);
+           world's runs are those of a program compiled for it alone, up to the last bit of
+           its node vectors, which moved one DORA search of the grid: `WorldSwitch`'s note;
+           --no-world-switch: one program per search world);
   methods  temperature sampling (it never reallocates) runs in a program of its own, on the
            pool's path lanes, and the four reallocating methods share one program on problem
            lanes, the method picked at run time (`search(..., rule=i)`; --no-split-paths: all
@@ -37,7 +38,8 @@ How the grid is laid out (each choice can be switched off to measure what it bri
 Prints per (method, N) the run seconds (measured and extrapolated), per N the compile seconds,
 the main thread's wait for compiles, and the total (wait + extrapolated run: an upper bound,
 since at 2,500 problems the longer runs hide more of the compiles), wall and CPU seconds;
-with --json, one JSON record per (world, method, N) and a summary record.
+with --json, one JSON record per (world, method, N) (its accuracy and rollout-steps; with
+--per-problem also each problem's rollout-steps) and a summary record.
 """
 
 from __future__ import annotations
@@ -147,10 +149,10 @@ def call_batch(problems: int, budget: int, batch_slots: int) -> int:
     return -(-problems // -(-problems // cap))
 
 
-def run_call(compiled, part, rule: int, index: int, keep: int, budget: int) -> dict:
-    """One call of a program on `part` (search keys, problems): its seconds, rollout-steps (of
-    the first `keep` problems: the rest pad the call), alive and computed slot-steps, and the
-    per-problem accuracy, all read back in the calling thread."""
+def run_call(compiled, part, rule: int, index: int, budget: int) -> dict:
+    """One call of a program on `part` (search keys, problems): its seconds, alive and computed
+    slot-steps, and the per-problem accuracy and rollout-steps, all read back in the calling
+    thread."""
     start = time.perf_counter()
     out = jax.block_until_ready(compiled(*part, jnp.int32(rule), jnp.int32(index)))
     pool = hasattr(out, "slot_steps")
@@ -158,7 +160,7 @@ def run_call(compiled, part, rule: int, index: int, keep: int, budget: int) -> d
     return {
         "accuracy": np.asarray(result.accuracy),
         "alive": int(jnp.sum(result.trace.active)),
-        "steps": int(jnp.sum(result.ledger.rollouts[:keep])),
+        "rollouts": np.asarray(result.ledger.rollouts),
         "computed": (
             int(out.slot_steps)
             if pool
@@ -171,9 +173,12 @@ def run_call(compiled, part, rule: int, index: int, keep: int, budget: int) -> d
 def main(args: argparse.Namespace) -> dict:
     by_group = groups(args.worlds, args.share_worlds)
     configs = list(by_group)
+    # A world's problems are keyed by its place among the nine, not in --worlds, so a run of
+    # some of the worlds draws the problems the whole grid does.
+    order = list(PAPER_WORLDS)
     data = {
-        name: world_problems(name, i, args.problems, args.seed)
-        for i, name in enumerate(args.worlds)
+        name: world_problems(name, order.index(name), args.problems, args.seed)
+        for name in args.worlds
     }
     scale = PAPER_PROBLEMS / args.problems
     run_s: dict[tuple[str, int], float] = {}
@@ -238,7 +243,7 @@ def main(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         futures = [
             [
-                runner.submit(run_call, compiled, part, rule, index, total - c * batch, budget)
+                runner.submit(run_call, compiled, part, rule, index, budget)
                 for c, part in enumerate(parts)
             ]
             for index, names, total, rule, method, parts in cells
@@ -250,21 +255,26 @@ def main(args: argparse.Namespace) -> dict:
         for (_index, names, total, _rule, method, _parts), cell in zip(cells, done, strict=True):
             seconds = program_s * sum(call["seconds"] for call in cell) / max(call_s, 1e-12)
             run_s[method, budget] = run_s.get((method, budget), 0.0) + seconds
-            steps += sum(call["steps"] for call in cell)
             util_alive += sum(call["alive"] for call in cell)
             util_computed += sum(call["computed"] for call in cell)
             acc = np.concatenate([call["accuracy"] for call in cell])[:total]
+            # the padding's rows dropped
+            per_problem = np.concatenate([call["rollouts"] for call in cell])[:total]
+            steps += int(per_problem.sum())
             for w, name in enumerate(names):
-                rows = acc[w * args.problems : (w + 1) * args.problems]
+                rows = slice(w * args.problems, (w + 1) * args.problems)
                 records.append(
                     {
                         "world": name,
                         "method": method,
                         "N": budget,
                         "problems": args.problems,
-                        "accuracy": float(rows.mean()),
+                        "accuracy": float(acc[rows].mean()),
+                        "rollout_steps": int(per_problem[rows].sum()),
                     }
                 )
+                if args.per_problem:
+                    records[-1]["problem_steps"] = per_problem[rows].tolist()
                 if args.json:
                     print(json.dumps(records[-1]), flush=True)
         del compiled
@@ -423,6 +433,11 @@ def parse(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="one JSON record per line")
+    parser.add_argument(
+        "--per-problem",
+        action="store_true",
+        help="each JSON cell record also lists its problems' rollout-steps (problem_steps)",
+    )
     args = parser.parse_args(argv)
     if args.problems < 1 or args.batch_slots < 1:
         parser.error("--problems and --batch-slots must be >= 1")

@@ -1267,7 +1267,16 @@ class WorldSwitch:
     """Several synthetic worlds behind one `World`: the traced `index` picks the world that runs
     (a real branch: `lax.switch`, unbatched under the problems' vmap), so one compiled search
     serves them all. The engine and the rules compile once; each world adds only its own code,
-    and a world's runs equal those of a search compiled for it alone, bit for bit.
+    and a world's runs are those of a search compiled for it alone: the same draws and discrete
+    steps, but not always the same float bits. Inside the branch XLA fuses the world's float
+    arithmetic differently (on CPU it contracts a·b + c into FMAs, likely not the same ones in
+    another fusion: `dora_jax.world`'s note on sums over E), so node vectors and embeddings can
+    differ in the last bit (the normals drawn stay the same bits), and DORA's uniqueness (Eq. 11,
+    whose T_s = 0.01 multiplies a cosine's rounding by 100) can then flip a near-tie of its
+    apportionment: measured on the Fig. 3 grid at 40 problems per cell, one problem-run of its
+    9,000 (paper-llama-3b-aime2025, N = 256, problem 33: at round 0 the remainders
+    of slots 150 and 116, 0.32080987 > 0.32080927 alone and 0.32081056 < 0.3208107 switched,
+    0.3208106 > 0.3208097 in float64, swap one rollout, and the search runs 9 rounds, not 8).
 
     The worlds share their slot layout (embedding width) and prompt length. With path methods
     (`PathWorldSwitch`, from `world_switch` when every world is a `PathWorld`) `search_pool` can

@@ -188,12 +188,13 @@ def test_fig3_grid_shares_a_search_between_worlds_that_differ_in_their_prior_onl
 def test_fig3_grid_world_switch_and_path_lanes_change_no_cell():
     """One program per N for every search world (the world a runtime index) with temperature
     sampling on path lanes gives the cells of one program per search world with all methods on
-    problem lanes, and so do two threads running the calls; the control, another seed, moves
+    problem lanes, each problem's rollout-steps included, and so do two threads running the
+    calls; the control, another seed, moves
     them."""
     worlds = ["--worlds", "paper-llama-1b-math500,paper-llama-1b-aime2024"]
     methods = ["--methods", "temperature_sampling,rebase"]
     runs = {
-        name: _fig3(*worlds, *methods, *extra)
+        name: _fig3(*worlds, *methods, "--per-problem", *extra)
         for name, extra in (
             ("new", ()),
             ("old", ("--no-world-switch", "--no-split-paths", "--compile-threads", "0")),
@@ -207,10 +208,32 @@ def test_fig3_grid_world_switch_and_path_lanes_change_no_cell():
     cells = {k: sorted(v[:-1], key=key) for k, v in parsed.items()}
     assert (parsed["new"][-1]["programs"], parsed["old"][-1]["programs"]) == (2, 2)
     assert len(cells["new"]) == 4
+    for c in cells["new"]:
+        assert len(c["problem_steps"]) == 3 and sum(c["problem_steps"]) == c["rollout_steps"] > 0
     assert cells["new"] == cells["old"] == cells["threads"]
     assert parsed["new"][-1]["rollout_steps"] == parsed["old"][-1]["rollout_steps"]
     assert parsed["threads"][-1]["rollout_steps"] == parsed["new"][-1]["rollout_steps"]
     assert parsed["control"][-1]["rollout_steps"] != parsed["new"][-1]["rollout_steps"]
+
+
+@pytest.mark.slow
+def test_fig3_grid_draws_a_worlds_problems_whatever_other_worlds_run():
+    """A world's problems are keyed by its place among the nine, so a run of that world alone
+    gives the cells (each problem's rollout-steps included) of a run with a world before it; the
+    control, another seed, moves them."""
+
+    def cells(*worlds, seed="0"):
+        result = _fig3(
+            "--worlds", ",".join(worlds), "--methods", "rebase", "--per-problem", "--seed", seed
+        )
+        assert result.returncode == 0, result.stderr
+        return {c["world"]: c for c in map(json.loads, result.stdout.splitlines()[:-1])}
+
+    both = cells("paper-llama-1b-math500", "paper-llama-3b-aime2024")
+    alone = cells("paper-llama-3b-aime2024")
+    assert alone["paper-llama-3b-aime2024"] == both["paper-llama-3b-aime2024"]
+    control = cells("paper-llama-3b-aime2024", seed="1")
+    assert control != alone
 
 
 def test_fig3_grid_rejects_bad_input():

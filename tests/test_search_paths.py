@@ -220,3 +220,35 @@ def test_world_switch_of_path_worlds_runs_each_world_on_path_lanes():
         np.array_equal(a, b)
         for a, b in zip(jax.tree.leaves(other), jax.tree.leaves(same), strict=True)
     )
+
+
+@pytest.mark.slow
+def test_world_switch_draws_what_the_world_alone_draws_up_to_the_last_bit_of_its_vectors():
+    """A round of `world_switch` with index i draws world i's steps: the same discrete outcomes
+    (directions, finishes, answers) and scores bit for bit, and node vectors / embeddings equal
+    up to float rounding (inside the branch XLA fuses, and so contracts into FMAs, differently:
+    `WorldSwitch`'s note), 4 float32 ulps of a unit vector's largest entry at most; the control:
+    index 1 (another parent-child cosine) on world 0's problems draws other vectors."""
+    worlds = (world_of("paper-like"), world_of("paper-like", parent_child_cosine=0.5))
+    config = S.SearchConfig.make("dora", 16)
+    keys, batch = problems(worlds[0].config)
+
+    def one_round(key, problem, index, switched):
+        world = S.world_switch(worlds, index) if switched else worlds[0]
+        state = S.init_state(key, problem, world, config)
+        plan = S.plan_round(state, config)
+        slots, step, scores = S.expand_and_score(plan, problem, world, state.slots)
+        return step, scores, slots.vector, world.embed(plan.k_embed, problem, slots)
+
+    def run(index, switched):
+        fn = jax.vmap(functools.partial(one_round, switched=switched), in_axes=(0, 0, None))
+        return jax.device_get(jax.jit(fn)(keys, batch, jnp.int32(index)))
+
+    step, scores, vector, embedding = run(0, True)
+    step0, scores0, vector0, embedding0 = run(0, False)
+    assert_same_bits((step, scores), (step0, scores0), "discrete outcomes and scores")
+    tolerance = 4 * np.finfo(np.float32).eps
+    np.testing.assert_allclose(vector, vector0, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(embedding, embedding0, rtol=0, atol=tolerance)
+    _, _, other_vector, _ = run(1, True)
+    assert np.max(np.abs(other_vector - vector)) > 1000 * tolerance
