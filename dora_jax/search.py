@@ -262,14 +262,7 @@ def _init_from_keys(
         alive=jnp.arange(n) < _budget(config, budget),
         group=jnp.arange(n, dtype=jnp.int32) // widths[jnp.asarray(rule, jnp.int32)],
         num_finished=jnp.zeros((), jnp.int32),
-        finished=Finished(
-            answer=jnp.full((f,), voting.NO_ANSWER, jnp.int32),
-            correct=jnp.zeros((f,), bool),
-            score=jnp.zeros((f,), jnp.float32),
-            tokens=jnp.zeros((f,), jnp.int32),
-            round=jnp.full((f,), -1, jnp.int32),
-            direction=jnp.zeros((f,), jnp.int32),
-        ),
+        finished=_empty_finished(f),
         trace=Trace(
             active=jnp.zeros((t,), jnp.int32),
             finished=jnp.zeros((t,), jnp.int32),
@@ -278,6 +271,18 @@ def _init_from_keys(
             allocation=jnp.zeros((t, n), jnp.int32),
         ),
         ledger=Ledger.zeros(),
+    )
+
+
+def _empty_finished(size: int) -> Finished:
+    """A finished buffer of `size` entries, none written yet (the fill values)."""
+    return Finished(
+        answer=jnp.full((size,), voting.NO_ANSWER, jnp.int32),
+        correct=jnp.zeros((size,), bool),
+        score=jnp.zeros((size,), jnp.float32),
+        tokens=jnp.zeros((size,), jnp.int32),
+        round=jnp.full((size,), -1, jnp.int32),
+        direction=jnp.zeros((size,), jnp.int32),
     )
 
 
@@ -637,8 +642,8 @@ class RoundRecord(NamedTuple):
     """What a round leaves in the finished buffer and the trace (for `search_pool`'s lanes,
     which write it straight to the output instead of carrying the buffers)."""
 
-    at: Int[Array, " N"]  # each slot's position in the finished buffer; F: it did not finish
-    entries: Finished  # [N] each slot's entry, read where `at` < F
+    start: Int[Array, ""]  # where the round's entries go in the finished buffer
+    entries: Finished  # [N] the entries of the slots that finished, in slot order; then fill
     row: Trace  # the round's trace row (no T axis)
 
 
@@ -659,9 +664,25 @@ def _play_round(
     new, row = _close_round(
         state, plan, settled, config, rule, embed, truth, prompt, budget=budget, freeze=freeze
     )
-    at = finish_positions(state.num_finished, settled.ended, config)
     entries = finished_entries(settled.step, settled.scores, path_tokens, state.round)
-    return new, RoundRecord(at, entries, row)
+    return new, RoundRecord(state.num_finished, _compact(entries, settled.ended), row)
+
+
+def _compact(entries: Finished, ended: Bool[Array, " N"]) -> Finished:
+    """The entries of the slots that `ended`, in slot order, then the buffer's fill values: what
+    `append_finished` writes at positions num_finished, num_finished + 1, … of the buffer (where
+    nothing was written yet, so the fill leaves them as they were)."""
+    n = ended.shape[0]
+    # k-th entry: the first slot with more than k ended slots up to it (Σ of an [N, N] compare:
+    # no scatter, no loop).
+    upto = jnp.cumsum(ended, dtype=jnp.int32)
+    k = jnp.arange(n, dtype=jnp.int32)
+    source = jnp.sum(upto[None, :] <= k[:, None], axis=1, dtype=jnp.int32)
+    taken = k < upto[-1]
+    fill = _empty_finished(1)
+    return jax.tree.map(
+        lambda x, f: jnp.where(taken, x[jnp.minimum(source, n - 1)], f[0]), entries, fill
+    )
 
 
 def _truth_readers(config: SearchConfig) -> str:
@@ -917,8 +938,19 @@ def _write_round(
     problem's last round and the buffer past its last entry keep the fill values `out` starts
     with (an initial state's)."""
     total = out.round.shape[0]
-    at = (problem_index[:, None], record.at)
-    finished = jax.tree.map(lambda o, x: o.at[at].set(x, mode="drop"), out.finished, record.entries)
+    # Each lane's entries as one window at (problem, start): start < N (the lane ran a round, so
+    # fewer than N had finished) and the window is N long, so it ends within F = 2N.
+    at = jnp.stack([problem_index, record.start], axis=-1)
+    window = lax.ScatterDimensionNumbers(
+        update_window_dims=(1,), inserted_window_dims=(0,), scatter_dims_to_operand_dims=(0, 1)
+    )
+    finished = jax.tree.map(
+        lambda o, x: lax.scatter(
+            o, at, x.astype(o.dtype), window, mode=lax.GatherScatterMode.FILL_OR_DROP
+        ),
+        out.finished,
+        record.entries,
+    )
     trace = jax.tree.map(
         lambda o, x: o.at[problem_index, round_index].set(x, mode="drop"), out.trace, record.row
     )
