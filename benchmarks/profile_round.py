@@ -4,10 +4,13 @@ allocation rules and the engine's bookkeeping, each compiled alone on P × N slo
 A second table (skipped with --no-engine) splits the round of the pool engine (`search_pool`) for
 REBASE and DORA into the engine's own steps, each compiled alone and `jax.vmap`ped over the pool's
 lanes (P/8 problems in flight, N slots each, taken after --rounds rounds of that rule), in ns per
-lane slot: expand + score, the finished-buffer writes, the rule's weights (DORA: and the
-survivors' embedding), the apportionment to exactly N (and, within it, the ranking of the
-remainders), the parents, the re-slot gather, the trace, the ledger, the pool's outcome scatter
-and refill, and the vote (once per problem: per slot of one round). "pool round" is a whole
+lane slot: expand + score, the round's finished entries (compacted to the slots that finished),
+the rule's weights (DORA: and the survivors' embedding), the apportionment to exactly N (and,
+within it, the ranking of the remainders), the parents, the re-slot gather, the trace row, the
+ledger, the pool's writes of the round to its output (the entries, the trace row, the stopped
+lanes' counts and ledger) and its refill, and the vote (once per problem: per slot of one round).
+The lanes carry no finished buffer or trace (the pool writes them to its output), so neither do
+the parts here. "pool round" is a whole
 `search_pool` run divided by the lane slot-steps it computed; "rest" is the pool round less the
 parts above it (loop overhead, and what XLA fuses differently when the parts run together).
 
@@ -42,17 +45,21 @@ from dora_jax.registry import RULES
 from dora_jax.search import (
     SearchConfig,
     SyntheticWorld,
+    _compact,
     _count_distinct,
     _outcome,
+    _play_round,
+    _write_round,
     append_finished,
     expand_and_score,
     finalize,
+    finished_entries,
     init_state,
     parents_from_counts,
     plan_round,
-    record_trace,
     search_pool,
     search_round,
+    trace_row,
     update_ledger,
 )
 from dora_jax.world import (
@@ -164,16 +171,16 @@ ENGINE_PARTS = (
     "pool round (search_pool)",
     "  search_round (vmapped lanes)",
     "    expand + score",
-    "    finished-buffer writes",
+    "    finished entries (compacted)",
     "    embed survivors (DORA)",
     "    rule weights",
     "    apportionment (hamilton)",
     "      remainder ranks (keyed ties)",
     "    parents (cumsum → slots)",
     "    re-slot gather",
-    "    trace (+ distinct directions)",
+    "    trace row (+ distinct dirs)",
     "    ledger",
-    "  pool outcome scatter",
+    "  pool output writes",
     "  pool refill (fresh + select)",
     "  rest (loop, fusion)",
     "vote (finalize, once a problem)",
@@ -195,7 +202,8 @@ def _engine_parts(args, world, rule: str, problems, keys) -> dict[str, float]:
         return state
 
     lane_keys, lane_problems = keys[:lanes], jax.tree.map(lambda x: x[:lanes], problems)
-    states = jax.jit(jax.vmap(advance))(lane_keys, lane_problems)
+    # The pool's lanes carry no finished buffer or trace.
+    states = _lanes(jax.jit(jax.vmap(advance))(lane_keys, lane_problems))
 
     def settle(state, problem):
         plan = plan_round(state, config)
@@ -204,6 +212,9 @@ def _engine_parts(args, world, rule: str, problems, keys) -> dict[str, float]:
         return plan, settled
 
     plans, settled = jax.jit(jax.vmap(settle))(states, lane_problems)
+
+    def entries(state, st):
+        return _compact(finished_entries(st.step, st.scores, st.path_tokens, state.round), st.ended)
 
     def embeddings(plan, settled, problem):
         return world.embed(plan.k_embed, problem, settled.slots, active=settled.survivors)
@@ -230,23 +241,33 @@ def _engine_parts(args, world, rule: str, problems, keys) -> dict[str, float]:
     def regather(settled, parent, state):
         return jax.tree.map(lambda x: x[parent], settled.slots), state.group[parent]
 
-    def trace(state, plan, settled, c, parent):
-        return record_trace(state.trace, plan, settled, c, parent[0], parent[1], state.round)
+    def trace(plan, settled, c, parent):
+        return trace_row(plan, settled, c, parent[0], parent[1])
 
     def ledger(state, plan, settled):
         return update_ledger(state.ledger, plan, settled, config, 0, jnp.int32(7), state.round)
 
-    after = jax.jit(jax.vmap(lambda s, q: search_round(s, q, world, config, freeze=False)))(
-        states, lane_problems
-    )
-    out = jax.tree.map(lambda x: jnp.zeros((p, *x.shape[1:]), x.dtype), _outcome(after))
-    index = jnp.where(jnp.arange(lanes) % 8 == 0, jnp.arange(lanes), p)  # 1 lane in 8 stops
+    def lane_round(s, q):
+        return _play_round(s, q, world, config, 0, budget=None, freeze=False)
 
-    def scatter(out, where, state):
-        return jax.tree.map(lambda o, x: o.at[where].set(x, mode="drop"), out, _outcome(state))
+    after, record = jax.jit(jax.vmap(lane_round))(states, lane_problems)
+    start = _outcome(
+        jax.tree.map(
+            lambda x: x[0],
+            jax.vmap(init_state, (0, 0, None, None))(
+                lane_keys[:1], jax.tree.map(lambda x: x[:1], lane_problems), world, config
+            ),
+        )
+    )
+    out = jax.tree.map(lambda x: jnp.broadcast_to(x, (p, *x.shape)), start)
+    index = jnp.arange(lanes, dtype=jnp.int32)
+    done = after.done | (index % 8 == 0)  # at least 1 lane in 8 stops
+
+    def writes(out, record, state):
+        return _write_round(out, index, states.round, record, state._replace(done=done))
 
     def refill(state, problem, stopped):
-        fresh = jax.vmap(lambda k, q: init_state(k, q, world, config))(lane_keys, problem)
+        fresh = _lanes(jax.vmap(lambda k, q: init_state(k, q, world, config))(lane_keys, problem))
 
         def pick(a, b):
             return jnp.where(stopped.reshape(stopped.shape + (1,) * (b.ndim - 1)), a, b)
@@ -259,26 +280,13 @@ def _engine_parts(args, world, rule: str, problems, keys) -> dict[str, float]:
     compiled = {
         "pool round (search_pool)": lambda: pool(keys, problems),
         "  search_round (vmapped lanes)": functools.partial(
-            jax.jit(vm(lambda s, q: search_round(s, q, world, config, freeze=False))),
-            states,
-            lane_problems,
+            jax.jit(vm(lane_round)), states, lane_problems
         ),
         "    expand + score": functools.partial(
             jax.jit(vm(lambda s, q: settle(s, q)[1].scores)), states, lane_problems
         ),
-        "    finished-buffer writes": functools.partial(
-            jax.jit(
-                vm(
-                    lambda s, pl, st: (
-                        append_finished(
-                            s, pl, config, st.slots, st.step, st.scores, st.path_tokens
-                        ).finished
-                    )
-                )
-            ),
-            states,
-            plans,
-            settled,
+        "    finished entries (compacted)": functools.partial(
+            jax.jit(vm(entries)), states, settled
         ),
         "    rule weights": functools.partial(jax.jit(vm(weights)), settled, emb),
         "    apportionment (hamilton)": functools.partial(
@@ -289,16 +297,17 @@ def _engine_parts(args, world, rule: str, problems, keys) -> dict[str, float]:
         ),
         "    parents (cumsum → slots)": functools.partial(jax.jit(vm(parents_from_counts)), counts),
         "    re-slot gather": functools.partial(jax.jit(vm(regather)), settled, parents[0], states),
-        "    trace (+ distinct directions)": functools.partial(
-            jax.jit(vm(trace)), states, plans, settled, counts, parents
+        "    trace row (+ distinct dirs)": functools.partial(
+            jax.jit(vm(trace)), plans, settled, counts, parents
         ),
         "    ledger": functools.partial(jax.jit(vm(ledger)), states, plans, settled),
-        "  pool outcome scatter": functools.partial(jax.jit(scatter), out, index, after),
+        "  pool output writes": functools.partial(jax.jit(writes), out, record, after),
         "  pool refill (fresh + select)": functools.partial(
-            jax.jit(refill), after, lane_problems, index < p
+            jax.jit(refill), after, lane_problems, done
         ),
         "vote (finalize, once a problem)": functools.partial(
-            jax.jit(vm(lambda o: finalize(o, config))), _outcome(after)
+            jax.jit(vm(lambda o: finalize(o, config))),
+            jax.tree.map(lambda x: x[:lanes], jax.jit(writes)(out, record, after)),
         ),
     }
     if info.reads_embeddings:
@@ -313,6 +322,11 @@ def _engine_parts(args, world, rule: str, problems, keys) -> dict[str, float]:
         ns[name] for name in ENGINE_PARTS[1:2] + ENGINE_PARTS[12:14]
     )
     return ns
+
+
+def _lanes(states):
+    """States as the pool's lanes hold them: without the finished buffer and trace."""
+    return states._replace(finished=None, trace=None)
 
 
 def _world_table(args, world, config, problems, keys) -> None:

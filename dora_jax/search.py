@@ -210,8 +210,8 @@ class SearchState(NamedTuple):
     alive: Bool[Array, " N"]
     group: Int[Array, " N"]  # subtree group of each slot (for rules with groups)
     num_finished: Int[Array, ""]
-    finished: Finished
-    trace: Trace
+    finished: Finished  # None in `search_pool`'s lanes (its rounds write to its output)
+    trace: Trace  # None in `search_pool`'s lanes
     ledger: Ledger
 
 
@@ -262,14 +262,7 @@ def _init_from_keys(
         alive=jnp.arange(n) < _budget(config, budget),
         group=jnp.arange(n, dtype=jnp.int32) // widths[jnp.asarray(rule, jnp.int32)],
         num_finished=jnp.zeros((), jnp.int32),
-        finished=Finished(
-            answer=jnp.full((f,), voting.NO_ANSWER, jnp.int32),
-            correct=jnp.zeros((f,), bool),
-            score=jnp.zeros((f,), jnp.float32),
-            tokens=jnp.zeros((f,), jnp.int32),
-            round=jnp.full((f,), -1, jnp.int32),
-            direction=jnp.zeros((f,), jnp.int32),
-        ),
+        finished=_empty_finished(f),
         trace=Trace(
             active=jnp.zeros((t,), jnp.int32),
             finished=jnp.zeros((t,), jnp.int32),
@@ -278,6 +271,18 @@ def _init_from_keys(
             allocation=jnp.zeros((t, n), jnp.int32),
         ),
         ledger=Ledger.zeros(),
+    )
+
+
+def _empty_finished(size: int) -> Finished:
+    """A finished buffer of `size` entries, none written yet (the fill values)."""
+    return Finished(
+        answer=jnp.full((size,), voting.NO_ANSWER, jnp.int32),
+        correct=jnp.zeros((size,), bool),
+        score=jnp.zeros((size,), jnp.float32),
+        tokens=jnp.zeros((size,), jnp.int32),
+        round=jnp.full((size,), -1, jnp.int32),
+        direction=jnp.zeros((size,), jnp.int32),
     )
 
 
@@ -346,6 +351,29 @@ def expand_and_score(
     return slots, step, scores
 
 
+def finish_positions(
+    num_finished: Int[Array, ""], ended: Bool[Array, " N"], config: SearchConfig
+) -> Int[Array, " N"]:
+    """Where each slot that ended joins the finished buffer (after the `num_finished` already
+    there, in slot order); F (out of range: a write there is dropped) for the others."""
+    position = num_finished + jnp.cumsum(ended, dtype=jnp.int32) - ended.astype(jnp.int32)
+    return jnp.where(ended, position, config.finished_capacity)
+
+
+def finished_entries(
+    step: Step, scores: Float[Array, " N"], path_tokens: Int[Array, " N"], round_index
+) -> Finished:
+    """Each slot's entry of the finished buffer, were it to finish this round (leading axis N)."""
+    return Finished(
+        answer=step.answer,
+        correct=step.correct,
+        score=scores,
+        tokens=path_tokens,
+        round=jnp.broadcast_to(jnp.asarray(round_index, jnp.int32), scores.shape),
+        direction=step.direction,
+    )
+
+
 def append_finished(
     state: SearchState,
     plan: RoundPlan,
@@ -363,17 +391,11 @@ def append_finished(
     alive = plan.alive
     ended = alive & step.finished
     survivors = alive & ~step.finished
-    position = state.num_finished + jnp.cumsum(ended, dtype=jnp.int32) - ended.astype(jnp.int32)
-    where = jnp.where(ended, position, config.finished_capacity)  # out of range: dropped
+    where = finish_positions(state.num_finished, ended, config)
+    entries = finished_entries(step, scores, path_tokens, state.round)
     fin = state.finished
-    fin = Finished(
-        answer=fin.answer.at[where].set(step.answer, mode="drop"),
-        correct=fin.correct.at[where].set(step.correct, mode="drop"),
-        score=fin.score.at[where].set(scores, mode="drop"),
-        tokens=fin.tokens.at[where].set(path_tokens, mode="drop"),
-        round=fin.round.at[where].set(state.round, mode="drop"),
-        direction=fin.direction.at[where].set(step.direction, mode="drop"),
-    )
+    if fin is not None:  # None: a `search_pool` lane, which writes the entries to its output
+        fin = jax.tree.map(lambda f, x: f.at[where].set(x, mode="drop"), fin, entries)
     num_finished = state.num_finished + jnp.sum(ended).astype(jnp.int32)
     stop = state.done | plan.final | (num_finished >= n) | ~jnp.any(survivors)
     return Settled(slots, step, scores, path_tokens, ended, survivors, fin, num_finished, stop)
@@ -482,15 +504,24 @@ def record_trace(
     round_index: Int[Array, ""],
 ) -> Trace:
     """Step 6: the round's evidence (who generated, finished, continued whom, got what)."""
-    t = round_index
+    row = trace_row(plan, settled, counts, parent, next_alive)
+    return jax.tree.map(lambda a, x: a.at[round_index].set(x), trace, row)
+
+
+def trace_row(
+    plan: RoundPlan,
+    settled: Settled,
+    counts: Int[Array, " N"],
+    parent: Int[Array, " N"],
+    next_alive: Bool[Array, " N"],
+) -> Trace:
+    """The round's row of the trace (a `Trace` without its leading T axis)."""
     return Trace(
-        active=trace.active.at[t].set(jnp.sum(plan.alive).astype(jnp.int32)),
-        finished=trace.finished.at[t].set(jnp.sum(settled.ended).astype(jnp.int32)),
-        directions=trace.directions.at[t].set(
-            _count_distinct(settled.step.direction, settled.survivors)
-        ),
-        parent=trace.parent.at[t].set(jnp.where(next_alive, parent, -1)),
-        allocation=trace.allocation.at[t].set(counts),
+        active=jnp.sum(plan.alive).astype(jnp.int32),
+        finished=jnp.sum(settled.ended).astype(jnp.int32),
+        directions=_count_distinct(settled.step.direction, settled.survivors),
+        parent=jnp.where(next_alive, parent, -1),
+        allocation=counts,
     )
 
 
@@ -517,7 +548,11 @@ def reslot(
         group=state.group[parent],
         num_finished=settled.num_finished,
         finished=settled.finished,
-        trace=record_trace(state.trace, plan, settled, counts, parent, next_alive, state.round),
+        trace=(
+            None  # a `search_pool` lane, which writes the rows to its output
+            if state.trace is None
+            else record_trace(state.trace, plan, settled, counts, parent, next_alive, state.round)
+        ),
         ledger=update_ledger(state.ledger, plan, settled, config, rule, prompt, state.round),
     )
 
@@ -544,14 +579,24 @@ def close_round(
     keeps the old carry of the lanes whose condition is false, the same select) and `python_loop`
     (one problem). `search_batch` runs every problem until all are done, so it freezes.
     """
+    return _close_round(
+        state, plan, settled, config, rule, embed, truth, prompt, budget=budget, freeze=freeze
+    )[0]
+
+
+def _close_round(
+    state, plan, settled, config, rule, embed, truth, prompt, *, budget, freeze
+) -> tuple[SearchState, Trace]:
+    """`close_round`, and the round's trace row."""
     counts, parent, next_alive = reallocate_any(
         state, plan, settled, config, rule, embed, truth, budget=budget
     )
     new = reslot(state, plan, settled, config, rule, prompt, counts, parent, next_alive)
+    row = trace_row(plan, settled, counts, parent, next_alive)
     if not freeze:
-        return new
+        return new, row
     # Rounds after the stop change nothing.
-    return jax.tree.map(lambda a, b: jnp.where(state.done, a, b), state, new)
+    return jax.tree.map(lambda a, b: jnp.where(state.done, a, b), state, new), row
 
 
 def truth_reader(world: Any, config: SearchConfig, slots: Any) -> Callable[[], Float[Array, " N"]]:
@@ -590,19 +635,53 @@ def search_round(
     `vmap`, so `lax.switch` remains a real branch and only the chosen rule runs. So is `budget`
     (see `search`).
     """
+    return _play_round(state, problem, world, config, rule, budget=budget, freeze=freeze)[0]
+
+
+class RoundRecord(NamedTuple):
+    """What a round leaves in the finished buffer and the trace (for `search_pool`'s lanes,
+    which write it straight to the output instead of carrying the buffers)."""
+
+    start: Int[Array, ""]  # where the round's entries go in the finished buffer
+    entries: Finished  # [N] the entries of the slots that finished, in slot order; then fill
+    row: Trace  # the round's trace row (no T axis)
+
+
+def _play_round(
+    state: SearchState, problem, world, config: SearchConfig, rule, *, budget, freeze: bool
+) -> tuple[SearchState, RoundRecord]:
+    """`search_round`, and its record."""
     plan = plan_round(state, config)
     slots, step, scores = expand_and_score(plan, problem, world, state.slots)
-    settled = append_finished(
-        state, plan, config, slots, step, scores, world.path_tokens(slots), budget=budget
-    )
+    path_tokens = world.path_tokens(slots)
+    settled = append_finished(state, plan, config, slots, step, scores, path_tokens, budget=budget)
 
     def embed():
         return world.embed(plan.k_embed, problem, slots, active=settled.survivors)
 
     truth = truth_reader(world, config, slots)
     prompt = world.prompt_tokens(problem)
-    return close_round(
+    new, row = _close_round(
         state, plan, settled, config, rule, embed, truth, prompt, budget=budget, freeze=freeze
+    )
+    entries = finished_entries(settled.step, settled.scores, path_tokens, state.round)
+    return new, RoundRecord(state.num_finished, _compact(entries, settled.ended), row)
+
+
+def _compact(entries: Finished, ended: Bool[Array, " N"]) -> Finished:
+    """The entries of the slots that `ended`, in slot order, then the buffer's fill values: what
+    `append_finished` writes at positions num_finished, num_finished + 1, … of the buffer (where
+    nothing was written yet, so the fill leaves them as they were)."""
+    n = ended.shape[0]
+    # k-th entry: the first slot with more than k ended slots up to it (Σ of an [N, N] compare:
+    # no scatter, no loop).
+    upto = jnp.cumsum(ended, dtype=jnp.int32)
+    k = jnp.arange(n, dtype=jnp.int32)
+    source = jnp.sum(upto[None, :] <= k[:, None], axis=1, dtype=jnp.int32)
+    taken = k < upto[-1]
+    fill = _empty_finished(1)
+    return jax.tree.map(
+        lambda x, f: jnp.where(taken, x[jnp.minimum(source, n - 1)], f[0]), entries, fill
     )
 
 
@@ -737,8 +816,10 @@ def search_pool(
 
     `jax.vmap(search)` runs every problem for as many rounds as the slowest one needs (a vmapped
     while loop runs while any lane's condition holds); here each round runs `lanes` searches,
-    and a lane whose search stopped hands its outcome to the output (a scatter at its problem's
-    index) and takes the next problem of the queue (in lane order). A problem's search reads only
+    each lane writes its round's finished entries and trace row straight to the output (at its
+    problem's index: a lane carries no buffer of its own, so a round copies none), and a lane
+    whose search stopped writes its counts and ledger there and takes the next problem of the
+    queue (in lane order). A problem's search reads only
     its own key, problem and budget, so its result is the one `jax.vmap(search)` gives, bit for
     bit, whichever lane runs it and whenever. The work is rounds × lanes × N slot-steps, about
     Σ rounds × N plus the drain at the end (when the queue is empty and lanes fall idle); fewer
@@ -790,9 +871,12 @@ def search_pool(
         # No budget given: the constant config.budget, as `search` uses it.
         return None if budget is None else b
 
-    fresh = jax.vmap(
-        lambda k, p, b: _init_from_keys(k, p, world, config, rule, budget=lane_budget(b))
-    )
+    def fresh_lane(k, p, b):
+        # A lane carries no finished buffer nor trace: its rounds write them to the output.
+        state = _init_from_keys(k, p, world, config, rule, budget=lane_budget(b))
+        return state._replace(finished=cast(Finished, None), trace=cast(Trace, None))
+
+    fresh = jax.vmap(fresh_lane)
 
     def take(index):
         i = jnp.minimum(index, total - 1)
@@ -800,20 +884,20 @@ def search_pool(
 
     first = jnp.arange(width, dtype=jnp.int32)
     k0, p0, b0 = take(first)
-    empty = jax.tree.map(
-        lambda x: jnp.zeros((total, *x.shape[1:]), x.dtype),
-        _outcome(jax.eval_shape(fresh, k0, p0, b0)),
-    )
+    # The output starts as every problem's initial state (the buffers' and trace's fill values
+    # do not depend on the problem): the rounds write their entries and rows into it.
+    some_keys, some_problem = jax.tree.map(lambda x: x[0], (all_keys, problems))
+    start = _outcome(_init_from_keys(some_keys, some_problem, world, config, rule))
+    empty = jax.tree.map(lambda x: jnp.broadcast_to(x, (total, *x.shape)), start)
     pool = _Pool(fresh(k0, p0, b0), p0, b0, first, jnp.int32(width), empty, jnp.int32(0))
 
     def one_round(s, problem, b):
-        return search_round(s, problem, world, config, rule, budget=lane_budget(b), freeze=False)
+        return _play_round(s, problem, world, config, rule, budget=lane_budget(b), freeze=False)
 
     def body(pool: _Pool) -> _Pool:
-        state = jax.vmap(one_round)(pool.state, pool.problem, pool.budget)
+        state, record = jax.vmap(one_round)(pool.state, pool.problem, pool.budget)
+        out = _write_round(pool.out, pool.problem_index, pool.state.round, record, state)
         stopped = state.done
-        where = jnp.where(stopped, pool.problem_index, total)  # idle lanes: P, dropped
-        out = jax.tree.map(lambda o, x: o.at[where].set(x, mode="drop"), pool.out, _outcome(state))
         # Lanes that stopped take the next problems in lane order; past the queue they idle.
         rank = jnp.cumsum(stopped, dtype=jnp.int32) - stopped.astype(jnp.int32)
         index = jnp.where(stopped, jnp.minimum(pool.next + rank, total), pool.problem_index)
@@ -836,6 +920,45 @@ def search_pool(
     pool = lax.while_loop(lambda p: jnp.any(p.problem_index < total), body, pool)
     result = jax.vmap(lambda o, b: finalize(o, config, budget=lane_budget(b)))(pool.out, budgets)
     return PoolRun(result, pool.lane_rounds, pool.lane_rounds * width * config.budget)
+
+
+def _write_round(
+    out: Outcome,
+    problem_index: Int[Array, " L"],
+    round_index: Int[Array, " L"],
+    record: RoundRecord,
+    state: SearchState,
+) -> Outcome:
+    """`search_pool`'s writes of one round to its output [P, ...]: each lane's finished entries
+    and trace row (lane l ran round `round_index[l]` of problem `problem_index[l]`; an idle lane's
+    index P is out of range, its writes dropped), and the round count, finished count and ledger
+    of the lanes whose search stopped (`state`: the lanes after the round).
+
+    A lane runs round t of a problem once, so each entry and row is written once; the rows past a
+    problem's last round and the buffer past its last entry keep the fill values `out` starts
+    with (an initial state's)."""
+    total = out.round.shape[0]
+    # Each lane's entries as one window at (problem, start): start < N (the lane ran a round, so
+    # fewer than N had finished) and the window is N long, so it ends within F = 2N.
+    at = jnp.stack([problem_index, record.start], axis=-1)
+    window = lax.ScatterDimensionNumbers(
+        update_window_dims=(1,), inserted_window_dims=(0,), scatter_dims_to_operand_dims=(0, 1)
+    )
+    finished = jax.tree.map(
+        lambda o, x: lax.scatter(
+            o, at, x.astype(o.dtype), window, mode=lax.GatherScatterMode.FILL_OR_DROP
+        ),
+        out.finished,
+        record.entries,
+    )
+    trace = jax.tree.map(
+        lambda o, x: o.at[problem_index, round_index].set(x, mode="drop"), out.trace, record.row
+    )
+    where = jnp.where(state.done, problem_index, total)
+    last = (state.round, state.num_finished, state.ledger)
+    kept = (out.round, out.num_finished, out.ledger)
+    r, num_finished, ledger = jax.tree.map(lambda o, x: o.at[where].set(x, mode="drop"), kept, last)
+    return Outcome(r, num_finished, finished, trace, ledger)
 
 
 def _runs_by_path(world: Any, config: SearchConfig, rule) -> bool:
