@@ -24,10 +24,10 @@ How the grid is laid out (each choice can be switched off to measure what it bri
   compile  programs compile ahead on --compile-threads threads (1) while the main thread runs
            the ones already compiled (0: each compiles when it is needed);
   runs     a program's calls (every search world, method and batch of it) run on --run-threads
-           threads at once: XLA runs one call on one core here and releases the GIL, so two
-           threads use both cores of a 2-core machine. The results are read back in a fixed
-           order, the same bits for any thread count; a (method, N) cell's run seconds are its
-           calls' share of the program's wall time;
+           threads at once (2; 1: one after the other): XLA runs one call mostly on one core
+           and releases the GIL, so two threads use both cores of a 2-core machine. The results
+           are read back in a fixed order, the same bits for any thread count; a (method, N)
+           cell's run seconds are its calls' share of the program's wall time;
   engine   `search_pool` (a pool of problem lanes refilled from the queue; --engine vmap:
            `jax.vmap(search)`), in calls of at most --batch-slots problems × N slots, as even
            as the calls allow (one shape per program).
@@ -224,7 +224,7 @@ def main(args: argparse.Namespace) -> dict:
         compile_s[budget] += seconds
         batch = call_batch(args.problems, budget, args.batch_slots)
         # Every call of every (search world, method) cell of this program, run on
-        # --run-threads threads (XLA runs a call on one core here and releases the GIL), the
+        # --run-threads threads (XLA runs a call mostly on one core, without the GIL), the
         # results read back in this fixed order whatever order the calls end in.
         cells = []
         for index, config in enumerate(switch):
@@ -422,8 +422,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--run-threads",
         type=int,
-        default=1,
-        help="threads running a program's calls at once (each call runs on one core)",
+        default=2,
+        help="threads running a program's calls at once (2: both cores of a 2-core machine)",
     )
     parser.add_argument(
         "--batch-slots", type=int, default=1 << 19, help="at most problems × N slots per call"

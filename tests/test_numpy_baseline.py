@@ -188,8 +188,8 @@ def test_fig3_grid_shares_a_search_between_worlds_that_differ_in_their_prior_onl
 def test_fig3_grid_world_switch_and_path_lanes_change_no_cell():
     """One program per N for every search world (the world a runtime index) with temperature
     sampling on path lanes gives the cells of one program per search world with all methods on
-    problem lanes, each problem's rollout-steps included, and so do two threads running the
-    calls; the control, another seed, moves
+    problem lanes, each problem's rollout-steps included, and so do one thread and two (the
+    default) running the calls; the control, another seed, moves
     them."""
     worlds = ["--worlds", "paper-llama-1b-math500,paper-llama-1b-aime2024"]
     methods = ["--methods", "temperature_sampling,rebase"]
@@ -198,7 +198,7 @@ def test_fig3_grid_world_switch_and_path_lanes_change_no_cell():
         for name, extra in (
             ("new", ()),
             ("old", ("--no-world-switch", "--no-split-paths", "--compile-threads", "0")),
-            ("threads", ("--run-threads", "2")),
+            ("threads", ("--run-threads", "1")),  # the default is 2
             ("control", ("--seed", "1")),
         )
     }
