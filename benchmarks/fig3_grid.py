@@ -242,10 +242,7 @@ def main(args: argparse.Namespace) -> dict:
                 cells.append((index, names, total, rule, method, parts))
         start = time.perf_counter()
         futures = [
-            [
-                runner.submit(run_call, compiled, part, rule, index, budget)
-                for c, part in enumerate(parts)
-            ]
+            [runner.submit(run_call, compiled, part, rule, index, budget) for part in parts]
             for index, names, total, rule, method, parts in cells
         ]
         done = [[f.result() for f in cell] for cell in futures]

@@ -47,7 +47,7 @@ from dora_jax.search import (
     SyntheticWorld,
     _compact,
     _count_distinct,
-    _outcome,
+    _initial_outcome,
     _play_round,
     _write_round,
     append_finished,
@@ -251,15 +251,7 @@ def _engine_parts(args, world, rule: str, problems, keys) -> dict[str, float]:
         return _play_round(s, q, world, config, 0, budget=None, freeze=False)
 
     after, record = jax.jit(jax.vmap(lane_round))(states, lane_problems)
-    start = _outcome(
-        jax.tree.map(
-            lambda x: x[0],
-            jax.vmap(init_state, (0, 0, None, None))(
-                lane_keys[:1], jax.tree.map(lambda x: x[:1], lane_problems), world, config
-            ),
-        )
-    )
-    out = jax.tree.map(lambda x: jnp.broadcast_to(x, (p, *x.shape)), start)
+    out = jax.tree.map(lambda x: jnp.broadcast_to(x, (p, *x.shape)), _initial_outcome(config))
     index = jnp.arange(lanes, dtype=jnp.int32)
     done = after.done | (index % 8 == 0)  # at least 1 lane in 8 stops
 

@@ -263,14 +263,19 @@ def _init_from_keys(
         group=jnp.arange(n, dtype=jnp.int32) // widths[jnp.asarray(rule, jnp.int32)],
         num_finished=jnp.zeros((), jnp.int32),
         finished=_empty_finished(f),
-        trace=Trace(
-            active=jnp.zeros((t,), jnp.int32),
-            finished=jnp.zeros((t,), jnp.int32),
-            directions=jnp.zeros((t,), jnp.int32),
-            parent=jnp.full((t, n), -1, jnp.int32),
-            allocation=jnp.zeros((t, n), jnp.int32),
-        ),
+        trace=_empty_trace(t, n),
         ledger=Ledger.zeros(),
+    )
+
+
+def _empty_trace(rounds: int, n: int) -> Trace:
+    """A trace of `rounds` rows over `n` slots, none written yet (the fill values)."""
+    return Trace(
+        active=jnp.zeros((rounds,), jnp.int32),
+        finished=jnp.zeros((rounds,), jnp.int32),
+        directions=jnp.zeros((rounds,), jnp.int32),
+        parent=jnp.full((rounds, n), -1, jnp.int32),
+        allocation=jnp.zeros((rounds, n), jnp.int32),
     )
 
 
@@ -712,8 +717,12 @@ class Outcome(NamedTuple):
     ledger: Ledger
 
 
-def _outcome(state: SearchState) -> Outcome:
-    return Outcome(state.round, state.num_finished, state.finished, state.trace, state.ledger)
+def _initial_outcome(config: SearchConfig) -> Outcome:
+    """A search's outcome before its first round: the fill values of every field, which depend
+    on no problem (what `_init_from_keys` starts a state with)."""
+    n, f, t = config.budget, config.finished_capacity, config.max_rounds
+    zero = jnp.zeros((), jnp.int32)
+    return Outcome(zero, zero, _empty_finished(f), _empty_trace(t, n), Ledger.zeros())
 
 
 def finalize(state: SearchState | Outcome, config: SearchConfig, *, budget=None) -> SearchResult:
@@ -884,11 +893,9 @@ def search_pool(
 
     first = jnp.arange(width, dtype=jnp.int32)
     k0, p0, b0 = take(first)
-    # The output starts as every problem's initial state (the buffers' and trace's fill values
-    # do not depend on the problem): the rounds write their entries and rows into it.
-    some_keys, some_problem = jax.tree.map(lambda x: x[0], (all_keys, problems))
-    start = _outcome(_init_from_keys(some_keys, some_problem, world, config, rule))
-    empty = jax.tree.map(lambda x: jnp.broadcast_to(x, (total, *x.shape)), start)
+    # The output starts as every problem's initial outcome: the rounds write their entries and
+    # rows into it.
+    empty = jax.tree.map(lambda x: jnp.broadcast_to(x, (total, *x.shape)), _initial_outcome(config))
     pool = _Pool(fresh(k0, p0, b0), p0, b0, first, jnp.int32(width), empty, jnp.int32(0))
 
     def one_round(s, problem, b):
